@@ -1,0 +1,1 @@
+"""tierbot channels, message pipeline, CLI and the composition root."""

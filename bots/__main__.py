@@ -1,0 +1,105 @@
+"""The composition root and `tierbot` command line: loads settings, wires objects, dispatches."""
+
+from __future__ import annotations
+
+import argparse
+import logging.config
+import sys
+from collections.abc import Sequence
+
+from bots import eval_cli, route_cli
+from routing.errors import ConfigError, RoutingError
+from routing.policy import Policy, build_policy
+from routing.router import Router
+from routing.settings import RoutingSettings, load_routing_settings
+from routing.signals.complexity import load_complexity_model
+from routing.types import Conversation, Turn
+
+logger = logging.getLogger(__name__)
+
+
+def _configure_logging(level: str) -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+            "handlers": {
+                "stderr": {"class": "logging.StreamHandler", "formatter": "plain"},
+            },
+            "root": {"handlers": ["stderr"], "level": level},
+        }
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tierbot", description=__doc__)
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    policy = groups.add_parser("policy", help="the escalation policy")
+    policy_cmds = policy.add_subparsers(dest="command", required=True)
+    policy_cmds.add_parser("show", help="print the effective policy, secrets masked")
+
+    route = groups.add_parser("route", help="routing decisions")
+    route_cmds = route.add_subparsers(dest="command", required=True)
+    explain = route_cmds.add_parser(
+        "explain", help="explain the decision for a message, or for JSONL conversations on stdin"
+    )
+    explain.add_argument("message", nargs="?", help="a message; omit to read JSONL from stdin")
+    explain.add_argument("--user", help="user id, for entitlement")
+    explain.add_argument("--channel", help="channel or surface name, for floors and ceilings")
+    explain.add_argument("--json", action="store_true", help="print the JSON contract line")
+
+    evaluate = groups.add_parser("eval", help="offline evaluation")
+    eval_cmds = evaluate.add_subparsers(dest="command", required=True)
+    eval_cli.add_routing_parser(eval_cmds)
+    return parser
+
+
+def _build(settings: RoutingSettings) -> tuple[Policy, Router]:
+    policy = build_policy(settings)
+    return policy, Router(policy=policy, complexity=load_complexity_model())
+
+
+def _explain(router: Router, args: argparse.Namespace) -> int:
+    if args.message is None:
+        errors = route_cli.explain_lines(router, sys.stdin, sys.stdout, sys.stderr)
+        return 1 if errors else 0
+    conversation = Conversation(
+        turns=(Turn(role="user", text=args.message),), user=args.user, channel=args.channel
+    )
+    decision = router.decide(conversation)
+    if args.json:
+        sys.stdout.write(route_cli.decision_json(None, decision) + "\n")
+    else:
+        sys.stdout.write(route_cli.explain_text(decision) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `tierbot` command line; return the process exit status."""
+    args = _parser().parse_args(argv)
+    _configure_logging(args.log_level.upper())
+    try:
+        settings = load_routing_settings()
+        policy, router = _build(settings)
+    except ConfigError as exc:
+        sys.stderr.write(f"tierbot: {exc}\n")
+        return 2
+    try:
+        match args.group:
+            case "policy":
+                sys.stdout.write(route_cli.policy_text(policy, [settings]) + "\n")
+                return 0
+            case "route":
+                return _explain(router, args)
+            case _:
+                return eval_cli.run_routing(router, args)
+    except RoutingError as exc:
+        sys.stderr.write(f"tierbot: {exc}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Feedback: the turn and event log that operators review."""

@@ -1,0 +1,1 @@
+"""Routing: conversation signals, escalation policy and explainable tier decisions."""

@@ -1,0 +1,35 @@
+"""The README stays true: its test command is what CI runs, and every knob is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from routing.settings import ENV_PREFIX, RoutingSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _setup_commands() -> list[str]:
+    block = re.search(r"```sh\n(.*?)```", README, re.DOTALL)
+    assert block is not None, "README must open with a ```sh block of set-up commands"
+    return [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
+
+
+def test_readme_opens_with_exactly_two_setup_commands() -> None:
+    assert len(_setup_commands()) == 2
+    assert README.index("```sh") < README.index("\n## ")
+
+
+def test_ci_runs_the_readme_test_command_and_nothing_else() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    commands = [line for line in ci if line and not line.startswith(("#", "set ", "cd "))]
+    assert commands == [_setup_commands()[1]]
+
+
+def test_every_routing_variable_is_in_the_readme_and_env_example() -> None:
+    example = (ROOT / "deploy" / ".env.example").read_text(encoding="utf-8")
+    names = {f"{ENV_PREFIX}{field}".upper() for field in RoutingSettings.model_fields}
+    assert {n for n in names if f"`{n}`" not in README} == set()
+    assert {n for n in names if not re.search(rf"^#? ?{n}=", example, re.MULTILINE)} == set()
