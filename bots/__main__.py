@@ -7,8 +7,10 @@ import logging.config
 import sys
 from collections.abc import Sequence
 
-from bots import eval_cli, route_cli
+from bots import chat_cli, eval_cli, route_cli, serve_cli, webhook_cli
+from bots.channel_settings import load_channel_settings
 from routing.errors import ConfigError, RoutingError
+from routing.execution_settings import load_execution_settings
 from routing.policy import Policy, build_policy
 from routing.router import Router
 from routing.settings import RoutingSettings, load_routing_settings
@@ -54,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = groups.add_parser("eval", help="offline evaluation")
     eval_cmds = evaluate.add_subparsers(dest="command", required=True)
     eval_cli.add_routing_parser(eval_cmds)
+    serve_cli.add_serve_parser(groups)
+    chat_cli.add_parser(groups)
+    webhook_cli.add_parser(groups)
     return parser
 
 
@@ -81,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `tierbot` command line; return the process exit status."""
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level.upper())
+    if args.group == "webhook":
+        try:
+            channels = load_channel_settings()
+        except ConfigError as exc:
+            sys.stderr.write(f"tierbot: {exc}\n")
+            return 2
+        return webhook_cli.run(channels, args, sys.stdout, sys.stderr)
     try:
         settings = load_routing_settings()
         policy, router = _build(settings)
@@ -94,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             case "route":
                 return _explain(router, args)
+            case "serve":
+                return serve_cli.run_serve(args, policy=policy, router=router)
+            case "chat":
+                execution = load_execution_settings()
+                return chat_cli.run(args, router, execution, sys.stdin, sys.stdout, sys.stderr)
             case _:
                 return eval_cli.run_routing(router, args)
     except RoutingError as exc:

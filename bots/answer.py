@@ -42,18 +42,21 @@ def build_job(
     decision: Decision,
     messages: Sequence[ChatMessage],
     user: str | None,
+    channel: str | None,
     policy: Policy,
     settings: ExecutionSettings,
     continuation: bool = False,
 ) -> Job:
-    """The job for a decision: history trimmed to the tier's window, never above entitlement."""
+    """The job for a decision: history trimmed to the tier's window; promotion stops at the
+    user's entitlement and the channel's ceiling."""
     window = policy.context_tokens[decision.tier - 1]
+    ceiling = min(policy.entitlement(user), policy.channel_ceilings.get(channel or "", policy.top))
     return Job(
         messages=trim_to_window(
             messages, window_tokens=window, reserve_tokens=policy.response_reserve_tokens
         ),
         tier=decision.tier,
-        max_tier=policy.single_tier or max(decision.tier, policy.entitlement(user)),
+        max_tier=policy.single_tier or max(decision.tier, ceiling),
         max_tokens=settings.max_output_tokens,
         max_attempts=settings.max_attempts,
         retry_non_answers=settings.retry_non_answers,

@@ -18,15 +18,7 @@ from routing.execution_settings import ExecutionSettings, ProviderCredentials, P
 from routing.execution_types import Deadlines, Link
 from routing.executor import Executor
 from routing.policy import Policy
-from routing.providers import (
-    AnthropicProvider,
-    GroqProvider,
-    LLMProvider,
-    ModelSpec,
-    OpenAICompatProvider,
-    ProviderSettings,
-    lookup,
-)
+from routing.providers import LLMProvider, ModelSpec, ProviderSettings, lookup
 from routing.providers.offline import OfflineProvider
 from routing.settings import ENV_PREFIX
 
@@ -101,13 +93,39 @@ def resolve_chains(
         chains.append(tuple(kept))
     if not any(chains):
         raise ConfigError(NO_KEYS)
-    return tuple(chains)
+    return _fill_empty_tiers(policy, chains)
+
+
+def _fill_empty_tiers(
+    policy: Policy, chains: list[tuple[Link, ...]]
+) -> tuple[tuple[Link, ...], ...]:
+    """A tier without a usable provider borrows the nearest lower tier's chain (else the
+    nearest higher one's), so an escalation degrades to a weaker answer instead of none."""
+    filled = list(chains)
+    for index, chain in enumerate(chains):
+        if chain:
+            continue
+        lower = [i for i in range(index - 1, -1, -1) if chains[i]]
+        donor = lower[0] if lower else next(i for i in range(index + 1, len(chains)) if chains[i])
+        filled[index] = chains[donor]
+        logger.warning(
+            "tier %s has no provider with a key; it uses tier %s's models",
+            policy.name(index + 1),
+            policy.name(donor + 1),
+        )
+    return tuple(filled)
 
 
 def build_providers(
     settings: ExecutionSettings, credentials: ProviderCredentials
 ) -> dict[str, LLMProvider]:
     """One client per configured provider (built-ins with a key, plus the extra servers)."""
+    # Imported here, not at the top: the SDKs take seconds to import, and only a process that
+    # calls real models should pay for that.
+    from routing.providers.anthropic_messages import AnthropicProvider
+    from routing.providers.groq_chat import GroqProvider
+    from routing.providers.openai_compat import OpenAICompatProvider
+
     timeout = settings.connect_timeout_seconds
     providers: dict[str, LLMProvider] = {}
     for kind in KINDS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from routing.providers.base import ChatMessage, Usage
+from routing.providers.base import ChatMessage, FinishReason, Usage
 from routing.providers.catalog import ModelSpec
 from routing.types import Reason
 
@@ -98,6 +98,8 @@ class Outcome:
     cost_usd: float
     ttft_s: float | None
     total_s: float
+    finish_reason: FinishReason | None = None
+    """Why the model stopped (`length` when the output cap cut it); None when nobody answered."""
 
 
 ExecEvent = Delta | Restart | Outcome

@@ -28,7 +28,14 @@ from routing.execution_types import (
     Restart,
 )
 from routing.nonanswer import non_answer
-from routing.providers.base import ChatMessage, ChatRequest, LLMProvider, TextDelta, Usage
+from routing.providers.base import (
+    ChatMessage,
+    ChatRequest,
+    FinishReason,
+    LLMProvider,
+    TextDelta,
+    Usage,
+)
 from routing.types import Reason
 
 logger = logging.getLogger(__name__)
@@ -70,6 +77,7 @@ class _Try:
     text: list[str] = field(default_factory=list)
     usage: Usage | None = None
     ttft: float | None = None
+    finish: FinishReason = "stop"
 
 
 class Executor:
@@ -105,8 +113,9 @@ class Executor:
                 if permit is None:
                     continue
                 attempt = _Try(link=link, tier=tier, started=self._clock())
-                async for event in self._call(run, attempt, permit):
-                    yield event
+                async with aclosing(self._call(run, attempt, permit)) as events:
+                    async for event in events:
+                        yield event
                 if run.attempts[-1].error is None:
                     if self._accept(run, attempt, tier):
                         yield self._outcome(run, attempt)
@@ -149,8 +158,9 @@ class Executor:
         """Stream one provider call, translating deadlines, and record how it ended."""
         error: ProviderError | None = None
         try:
-            async for event in self._stream(run, attempt):
-                yield event
+            async with aclosing(self._stream(run, attempt)) as events:
+                async for event in events:
+                    yield event
         except ProviderError as exc:
             error = exc
         await self._settle(permit, error)
@@ -209,6 +219,8 @@ class Executor:
                     yield Delta(text=event.text)
                 elif isinstance(event, Usage):
                     attempt.usage = event
+                else:
+                    attempt.finish = event.reason
 
     def _messages(self, run: _Run) -> tuple[ChatMessage, ...]:
         """The job's messages, plus the shown text and a continue request for API clients."""
@@ -283,6 +295,7 @@ class Executor:
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cost_usd=attempt.link.cost(usage),
+            finish_reason=attempt.finish,
             ttft_s=None if attempt.ttft is None else attempt.started - run.started + attempt.ttft,
             total_s=total,
         )

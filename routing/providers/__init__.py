@@ -1,6 +1,9 @@
-"""LLM providers: a streaming Protocol, adapters for OpenAI(-compatible), Anthropic, Groq."""
+"""LLM providers: the streaming Protocol, its value types and the price catalog.
 
-from routing.providers.anthropic_messages import AnthropicProvider
+The SDK adapters live in their own modules (`openai_compat`, `anthropic_messages`,
+`groq_chat`) and are imported only where a provider is built: importing the three SDKs costs
+seconds of CPU, which commands that never call a model should not pay."""
+
 from routing.providers.base import (
     ChatMessage,
     ChatRequest,
@@ -14,21 +17,16 @@ from routing.providers.base import (
     Usage,
 )
 from routing.providers.catalog import DEFAULT_CATALOG, ModelSpec, lookup
-from routing.providers.groq_chat import GroqProvider
-from routing.providers.openai_compat import OpenAICompatProvider
 
 __all__ = [
     "DEFAULT_CATALOG",
-    "AnthropicProvider",
     "ChatMessage",
     "ChatRequest",
     "ChatRole",
     "FinishReason",
     "Finished",
-    "GroqProvider",
     "LLMProvider",
     "ModelSpec",
-    "OpenAICompatProvider",
     "ProviderSettings",
     "StreamEvent",
     "TextDelta",

@@ -14,15 +14,10 @@ from routing.breaker import BreakerConfig, MemoryBreaker
 from routing.budget import RetryBudget
 from routing.execution_types import Deadlines, Delta, ExecEvent, Job, Link, Outcome, Restart
 from routing.executor import CONTINUE_PROMPT, Executor
-from routing.providers import (
-    AnthropicProvider,
-    ChatMessage,
-    GroqProvider,
-    LLMProvider,
-    ModelSpec,
-    OpenAICompatProvider,
-    ProviderSettings,
-)
+from routing.providers import ChatMessage, LLMProvider, ModelSpec, ProviderSettings
+from routing.providers.anthropic_messages import AnthropicProvider
+from routing.providers.groq_chat import GroqProvider
+from routing.providers.openai_compat import OpenAICompatProvider
 from tests.fakes.llm import Behaviour, FakeLLM
 
 KEY = "sk-exec-test-4f1d2c"
@@ -360,3 +355,12 @@ async def test_abandoning_the_stream_closes_the_provider_call(harness: Harness) 
     await stream.aclose()
     await harness.fake.disconnected("slow")
     assert harness.fake.disconnects("slow") == 1
+
+
+async def test_the_outcome_says_when_the_output_cap_cut_the_answer(harness: Harness) -> None:
+    harness.fake.script("fast-a", Behaviour(text=ANSWER, finish_reason="length"))
+    _, outcome = await run(harness.executor(("openai:fast-a",)), job())
+    assert (outcome.ok, outcome.finish_reason) == (True, "length")
+    harness.fake.script("fast-a", Behaviour(text=ANSWER))
+    _, complete = await run(harness.executor(("openai:fast-a",)), job())
+    assert complete.finish_reason == "stop"

@@ -7,13 +7,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from pydantic import SecretStr
 
-from routing.providers import (
-    AnthropicProvider,
-    GroqProvider,
-    LLMProvider,
-    OpenAICompatProvider,
-    ProviderSettings,
-)
+from routing.providers import LLMProvider, ProviderSettings
+from routing.providers.anthropic_messages import AnthropicProvider
+from routing.providers.groq_chat import GroqProvider
+from routing.providers.openai_compat import OpenAICompatProvider
 from tests.fakes.llm import FakeLLM
 from tests.routing.providers.support import API_KEY, VENDORS, MakeProvider, Vendor, base_url_for
 

@@ -7,14 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from pydantic import SecretStr
 
-from routing.providers import (
-    ChatMessage,
-    ChatRequest,
-    OpenAICompatProvider,
-    ProviderSettings,
-    StreamEvent,
-    TextDelta,
-)
+from routing.providers import ChatMessage, ChatRequest, ProviderSettings, StreamEvent, TextDelta
+from routing.providers.openai_compat import OpenAICompatProvider
 from tests.fakes.llm import FakeLLM
 from tests.routing.providers.support import API_KEY, MakeProvider, chat, collect
 

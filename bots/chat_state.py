@@ -1,0 +1,284 @@
+"""Per-chat order: the chat gate and outbox seams, and `ChatTurns`, which runs a chat's turns.
+
+Every entry carries its chat's sequence number (given out at enqueue). A worker `admit`s each
+entry it gets: the entry is parked in the chat's state and, in the same atomic step, the worker
+either takes the chat's lock or leaves the entry to the lock's holder. The holder repeatedly
+takes `next_batch`: the parked entries that directly follow the chat's last finished one, in
+sequence order. It answers them as one turn, marks them done (`complete`) and acknowledges
+them; when nothing follows, `next_batch` releases the lock in the same atomic step as its check,
+so an entry parked meanwhile is never stranded. Messages that arrive while a chat is busy are
+therefore answered together, after the current turn, and never out of order; a missing
+predecessor (still in flight or in a dead worker's pending list) stops the run until it comes.
+
+If the holder dies, its lock expires (`lock_ttl_s` < the queue's `min_idle_s`) and `claim` hands
+its entries to another worker after `min_idle_s`; their admission takes the free lock and the
+run resumes from the first unfinished entry. The outbox record of each message (pending, then
+sent with the platform's message id, written before the ack) makes a redelivered message that
+was already answered only acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, assert_never
+
+from bots.errors import StoreUnavailable
+from bots.queue import Entry, Queue, QueueSettings, dedupe_ttl_s
+
+logger = logging.getLogger(__name__)
+
+Admission = Literal["locked", "parked", "done"]
+"""locked: the caller holds the chat's lock and should run `next_batch`; parked: the lock's
+holder will take the entry; done: the entry was finished before, only its ack is missing."""
+
+OutboxStatus = Literal["pending", "sent"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatSettings:
+    """Knobs of the chat gate and of `ChatTurns`."""
+
+    lock_ttl_s: float = 30.0
+    """A chat's lock expires this long after its last extension (must stay below min_idle_s)."""
+    heartbeat_s: float = 10.0
+    """While answering, the lock and the chat's entries are renewed this often."""
+    max_batch: int = 20
+    """At most this many messages are answered in one turn."""
+    max_deliveries: int = 5
+    """An entry delivered more often than this goes to the dead-letter list instead."""
+    chat_ttl_s: int = 30 * 86400
+    """A chat's state is forgotten after this long without traffic."""
+    timeout_s: float = 2.0
+    """Bound on each call to the shared store."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat_s < self.lock_ttl_s:
+            raise ValueError(
+                f"chat settings need 0 < heartbeat_s < lock_ttl_s, got "
+                f"heartbeat_s={self.heartbeat_s} lock_ttl_s={self.lock_ttl_s}"
+            )
+        numbers = {
+            "max_batch": self.max_batch,
+            "max_deliveries": self.max_deliveries,
+            "chat_ttl_s": self.chat_ttl_s,
+            "timeout_s": self.timeout_s,
+        }
+        bad = [f"{name}={value}" for name, value in numbers.items() if value <= 0]
+        if bad:
+            raise ValueError(f"chat settings must be positive: {', '.join(bad)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxRecord:
+    """Where the answer to one inbound message stands."""
+
+    status: OutboxStatus
+    platform_message_id: str | None = None
+
+
+class ChatGate(Protocol):
+    """Per-chat lock, sequence gate and parking place for entries waiting for the lock."""
+
+    async def admit(self, entry: Entry, token: str) -> Admission:
+        """Park `entry` and try to take its chat's lock for `token`, in one atomic step."""
+        ...
+
+    async def next_batch(self, chat_id: str, token: str) -> tuple[Entry, ...]:
+        """The parked entries directly after the last finished one, in order (renewing the lock).
+
+        Returns () and releases the lock when there are none; () also when `token` no longer
+        holds the lock.
+        """
+        ...
+
+    async def complete(self, chat_id: str, last_seq: int) -> None:
+        """Mark every entry up to `last_seq` finished and unpark them (idempotent)."""
+        ...
+
+    async def extend(self, chat_id: str, token: str) -> tuple[str, ...] | None:
+        """Renew the lock; return the ids of the chat's parked entries, or None if it was lost."""
+        ...
+
+    async def release(self, chat_id: str, token: str) -> None:
+        """Give the lock up if `token` still holds it (after a failed turn)."""
+        ...
+
+
+class Outbox(Protocol):
+    """One record per inbound message (by dedupe key): pending, then sent."""
+
+    async def get(self, dedupe_key: str) -> OutboxRecord | None:
+        """The record of one message, or None if no answer was started."""
+        ...
+
+    async def get_many(self, dedupe_keys: Sequence[str]) -> tuple[OutboxRecord | None, ...]:
+        """The records of several messages, in the same order."""
+        ...
+
+    async def mark_pending(self, dedupe_keys: Sequence[str], ttl_s: float) -> None:
+        """Record that answers are being produced; a sent record is never downgraded."""
+        ...
+
+    async def mark_sent(
+        self, dedupe_keys: Sequence[str], platform_message_id: str | None, ttl_s: float
+    ) -> None:
+        """Record that the answer went out, with the platform's id of our final message."""
+        ...
+
+
+class TurnHandler(Protocol):
+    """Answers one turn: the chat's unanswered messages, in order; returns the answer's id."""
+
+    async def __call__(self, entries: tuple[Entry, ...], /) -> str | None: ...
+
+
+def check_timing(queue: QueueSettings, chat: ChatSettings) -> None:
+    """Refuse a chat lock that outlives `min_idle_s`: a dead holder's chat would stay locked
+    when `claim` hands its entries to another worker, delaying them by another `min_idle_s`.
+    """
+    if chat.lock_ttl_s >= queue.min_idle_s:
+        raise ValueError(
+            f"chat lock_ttl_s={chat.lock_ttl_s} must be below the queue's "
+            f"min_idle_s={queue.min_idle_s}"
+        )
+
+
+def coalesced_text(entries: Sequence[Entry]) -> str:
+    """The texts of a turn's messages, one per line, in order."""
+    return "\n".join(entry.message.text for entry in entries if entry.message.text)
+
+
+class ChatTurns:
+    """Runs a chat's turns for a worker: admission, batches, outbox, ack, dead letters."""
+
+    def __init__(
+        self,
+        *,
+        queue: Queue,
+        gate: ChatGate,
+        outbox: Outbox,
+        handler: TurnHandler,
+        settings: ChatSettings | None = None,
+    ) -> None:
+        self._queue = queue
+        self._gate = gate
+        self._outbox = outbox
+        self._handler = handler
+        self._settings = settings or ChatSettings()
+
+    async def handle(self, entry: Entry, consumer: str) -> int:
+        """Admit `entry` and, if this worker gets the chat, run its turns; return how many."""
+        chat_id = entry.message.chat_id
+        token = secrets.token_hex(8)
+        admission = await self._gate.admit(entry, token)
+        match admission:
+            case "done":
+                logger.info("entry already finished chat=%s entry=%s: ack", chat_id, entry.id)
+                await self._queue.ack([entry.id])
+                return 0
+            case "parked":
+                return 0
+            case "locked":
+                pass
+            case _:
+                assert_never(admission)
+        turns = 0
+        try:
+            while batch := await self._gate.next_batch(chat_id, token):
+                await self._turn(batch, consumer, token)
+                turns += 1
+        except BaseException:
+            await self._release(chat_id, token)
+            raise
+        return turns
+
+    async def _turn(self, batch: tuple[Entry, ...], consumer: str, token: str) -> None:
+        chat_id = batch[0].message.chat_id
+        live: list[Entry] = []
+        for entry in batch:
+            if entry.deliveries > self._settings.max_deliveries:
+                logger.error(
+                    "dead-lettering chat=%s entry=%s seq=%d deliveries=%d",
+                    chat_id,
+                    entry.id,
+                    entry.seq,
+                    entry.deliveries,
+                )
+                await self._queue.dead_letter(entry, "max_deliveries")
+            else:
+                live.append(entry)
+        fresh = await self._unanswered(live)
+        if fresh:
+            keys = [entry.message.dedupe_key for entry in fresh]
+            ttl_s = dedupe_ttl_s(fresh[0].message.channel)
+            await self._outbox.mark_pending(keys, ttl_s)
+            sent_id = await self._answer(fresh, consumer, token, batch)
+            await self._outbox.mark_sent(keys, sent_id, ttl_s)
+        await self._gate.complete(chat_id, batch[-1].seq)
+        await self._queue.ack([entry.id for entry in live])
+
+    async def _unanswered(self, entries: list[Entry]) -> tuple[Entry, ...]:
+        records = await self._outbox.get_many([entry.message.dedupe_key for entry in entries])
+        fresh: list[Entry] = []
+        for entry, record in zip(entries, records, strict=True):
+            chat_id = entry.message.chat_id
+            if record is not None and record.status == "sent":
+                logger.info("entry already answered chat=%s entry=%s: ack", chat_id, entry.id)
+                continue
+            if record is not None:
+                logger.warning(
+                    "answering again after an unfinished attempt; the earlier answer may have "
+                    "gone out chat=%s entry=%s deliveries=%d",
+                    chat_id,
+                    entry.id,
+                    entry.deliveries,
+                )
+            fresh.append(entry)
+        return tuple(fresh)
+
+    async def _answer(
+        self, fresh: tuple[Entry, ...], consumer: str, token: str, batch: tuple[Entry, ...]
+    ) -> str | None:
+        """Run the handler while a task keeps the lock and the chat's entries claimed.
+
+        The task is stopped with an event, not cancelled: redis-py writes with
+        `asyncio.wait_for`, which on Python 3.11 can swallow a cancellation.
+        """
+        finished = asyncio.Event()
+        beat = asyncio.create_task(self._keep_alive(batch, consumer, token, finished))
+        try:
+            return await self._handler(fresh)
+        finally:
+            finished.set()
+            await beat
+
+    async def _keep_alive(
+        self, batch: tuple[Entry, ...], consumer: str, token: str, finished: asyncio.Event
+    ) -> None:
+        chat_id = batch[0].message.chat_id
+        ids = [entry.id for entry in batch]
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.heartbeat_s):
+                    await finished.wait()
+            if finished.is_set():
+                return
+            try:
+                parked = await self._gate.extend(chat_id, token)
+                if parked is None:
+                    logger.warning("chat lock lost while answering chat=%s", chat_id)
+                    return
+                await self._queue.heartbeat(consumer, list(dict.fromkeys([*ids, *parked])))
+            except StoreUnavailable as exc:
+                logger.warning("heartbeat failed chat=%s: %s", chat_id, exc)
+
+    async def _release(self, chat_id: str, token: str) -> None:
+        try:
+            await self._gate.release(chat_id, token)
+        except StoreUnavailable as exc:  # the lock expires on its own
+            logger.warning("chat lock release failed chat=%s: %s", chat_id, exc)

@@ -1,0 +1,248 @@
+"""OpenAI's wire format at our edge: the request model, error bodies and the SSE chunk writer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from aiohttp import web
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from bots.errors import BotError
+from routing.execution_types import Outcome
+from routing.providers import ChatMessage, ChatRole
+from routing.types import Role, Turn
+
+WRITE_TIMEOUT_S = 30.0
+"""Longest wait for a slow client to take the next piece of a streamed answer."""
+
+Json = dict[str, object]
+_ROLES: dict[str, ChatRole] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+}
+_TURN_ROLES: dict[str, Role] = {"user": "user", "assistant": "assistant"}
+
+
+class ApiError(BotError):
+    """A request the API refuses, rendered as OpenAI's `{"error": {...}}` body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: Json = {
+            "error": {"message": message, "type": kind, "param": param, "code": code}
+        }
+        self.headers = dict(headers or {})
+
+    def response(self) -> web.Response:
+        """The JSON error response."""
+        return web.json_response(self.body, status=self.status, headers=self.headers)
+
+
+def _text_of(value: object) -> object:
+    """Flatten OpenAI's list of content parts into one string; only text parts are allowed."""
+    if not isinstance(value, list):
+        return value
+    texts = []
+    for index, part in enumerate(value):
+        text = part.get("text") if isinstance(part, dict) and part.get("type") == "text" else None
+        if not isinstance(text, str):
+            raise ValueError(f"part {index}: only text content parts are supported")
+        texts.append(text)
+    return "\n".join(texts)
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: Annotated[str, BeforeValidator(_text_of)]
+
+
+class _StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """The fields of an OpenAI chat completion request that tierbot honours; others are ignored
+    (`temperature`, `top_p`, ...)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    messages: list[_Message] = Field(min_length=1)
+    stream: bool = False
+    stream_options: _StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    n: int = Field(default=1, ge=1, le=1)
+    user: str | None = Field(default=None, max_length=256)
+
+    @model_validator(mode="after")
+    def _has_user_message(self) -> ChatCompletionRequest:
+        if not any(m.role == "user" for m in self.messages):
+            raise ValueError("messages: needs at least one user message")
+        return self
+
+    @property
+    def include_usage(self) -> bool:
+        """The client asked for a final usage chunk."""
+        return self.stream_options is not None and self.stream_options.include_usage
+
+    @property
+    def output_cap(self) -> int | None:
+        """The client's limit on answer tokens, if any."""
+        return self.max_completion_tokens or self.max_tokens
+
+    def chat_messages(self) -> tuple[ChatMessage, ...]:
+        """The messages to send to a model (`developer` is read as `system`)."""
+        return tuple(ChatMessage(role=_ROLES[m.role], content=m.content) for m in self.messages)
+
+    def turns(self) -> tuple[Turn, ...]:
+        """The user and assistant messages, as turns for the router."""
+        return tuple(
+            Turn(role=_TURN_ROLES[m.role], text=m.content)
+            for m in self.messages
+            if m.role in _TURN_ROLES
+        )
+
+
+def parse_request(raw: bytes) -> ChatCompletionRequest:
+    """Validate a request body; raise a 400 `ApiError` naming the first bad field."""
+    try:
+        return ChatCompletionRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        if first["type"] == "json_invalid":
+            raise ApiError(400, "the request body is not valid JSON", code="invalid_json") from None
+        param = ".".join(str(part) for part in first["loc"]) or None
+        message = first["msg"].removeprefix("Value error, ")
+        raise ApiError(400, f"{param}: {message}" if param else message, param=param) from None
+
+
+def usage_of(outcome: Outcome) -> Json:
+    """The `usage` object of an outcome."""
+    return {
+        "prompt_tokens": outcome.input_tokens,
+        "completion_tokens": outcome.output_tokens,
+        "total_tokens": outcome.input_tokens + outcome.output_tokens,
+    }
+
+
+def _finish(outcome: Outcome) -> str:
+    """OpenAI's finish reason: `length` when the output cap cut the answer, else `stop`."""
+    return "length" if outcome.finish_reason == "length" else "stop"
+
+
+def completion_body(completion_id: str, created: int, outcome: Outcome) -> Json:
+    """The `chat.completion` object of a successful outcome."""
+    message = {"role": "assistant", "content": outcome.text, "refusal": None}
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": outcome.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": _finish(outcome),
+            }
+        ],
+        "usage": usage_of(outcome),
+        "system_fingerprint": None,
+    }
+
+
+@dataclass(slots=True, kw_only=True)
+class SseAnswer:
+    """One streamed answer: the response opens at the first text, so that a failure before any
+    text can still be a plain 503. Chunks carry `model` (the chain's first candidate, which is
+    all that is known until the answer ends); the finish and usage chunks name the model that
+    actually answered."""
+
+    request: web.Request
+    headers: dict[str, str]
+    completion_id: str
+    created: int
+    model: str
+    include_usage: bool
+    response: web.StreamResponse | None = None
+
+    def _chunk(self, delta: Json | None, finish_reason: str | None = None) -> Json:
+        choices = (
+            []
+            if delta is None
+            else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+        )
+        chunk: Json = {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": choices,
+        }
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    async def _send(self, data: Json | str) -> web.StreamResponse:
+        response = self.response
+        if response is None:
+            response = self.response = web.StreamResponse(headers=self.headers)
+            response.content_type = "text/event-stream"
+            response.headers["Cache-Control"] = "no-cache"
+            response.headers["X-Accel-Buffering"] = "no"  # proxies must not hold chunks back
+            async with asyncio.timeout(WRITE_TIMEOUT_S):
+                await response.prepare(self.request)
+            await self._send(self._chunk({"role": "assistant", "content": ""}))
+        text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            await response.write(f"data: {text}\n\n".encode())
+        return response
+
+    async def delta(self, text: str) -> None:
+        """Send the next piece of the answer (after the role chunk, the first time)."""
+        await self._send(self._chunk({"content": text}))
+
+    async def finish(self, outcome: Outcome) -> web.StreamResponse:
+        """Send the finish chunk, the usage chunk if asked for, and `[DONE]`."""
+        self.model = outcome.model or self.model
+        response = await self._send(self._chunk({}, finish_reason=_finish(outcome)))
+        if self.include_usage:
+            await self._send(self._chunk(None) | {"usage": usage_of(outcome)})
+        await self._send("[DONE]")
+        await response.write_eof()
+        return response
+
+    async def fail(self, error: ApiError) -> web.StreamResponse:
+        """End a stream that already showed text with an error event, and no `[DONE]`."""
+        response = await self._send(error.body)
+        await response.write_eof()
+        return response
