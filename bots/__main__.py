@@ -7,8 +7,10 @@ import logging.config
 import sys
 from collections.abc import Sequence
 
-from bots import chat_cli, eval_cli, route_cli, serve_cli, webhook_cli
+from bots import chat_cli, eval_cli, feedback_cli, route_cli, serve_cli, webhook_cli
 from bots.channel_settings import load_channel_settings
+from feedback.errors import FeedbackConfigError
+from feedback.settings import load_feedback_settings
 from routing.errors import ConfigError, RoutingError
 from routing.execution_settings import load_execution_settings
 from routing.policy import Policy, build_policy
@@ -59,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     serve_cli.add_serve_parser(groups)
     chat_cli.add_parser(groups)
     webhook_cli.add_parser(groups)
+    feedback_cli.add_parser(groups)
     return parser
 
 
@@ -86,6 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `tierbot` command line; return the process exit status."""
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level.upper())
+    if args.group == "feedback":
+        try:
+            feedback_settings = load_feedback_settings()
+        except FeedbackConfigError as exc:
+            sys.stderr.write(f"tierbot: {exc}\n")
+            return 2
+        return feedback_cli.run(args, feedback_settings)
     if args.group == "webhook":
         try:
             channels = load_channel_settings()

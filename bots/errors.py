@@ -5,6 +5,7 @@ The tree::
     BotError
     ├── BadUpdate               a webhook body is not an update we accept (answered 400, never 500)
     ├── DeadLetterNotFound      replay or discard of a dead-letter id that does not exist
+    ├── DeliveryFailed          the platform refused or did not take an answer (keeps its code)
     └── StoreUnavailable        Redis refused, failed or did not answer within the timeout
         └── QueueUnavailable        the queue cannot take or hand out messages (webhook: 503)
 
@@ -31,6 +32,18 @@ class BadUpdate(BotError):
 
 class DeadLetterNotFound(BotError):
     """No dead-letter entry has the given id (already replayed or discarded?)."""
+
+
+class DeliveryFailed(BotError):
+    """Telegram or WhatsApp refused, or did not take in time, a message that had to arrive.
+
+    `code` is the platform's: the Graph API error code (131047, 130429, ...) or the Bot API's
+    HTTP status (400, 403, 429, ...); None when the request never got an answer.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class StoreUnavailable(BotError):

@@ -32,6 +32,7 @@ _TABLE = re.compile(r"\s*\|.*\|\s*")
 _INLINE = re.compile(
     r"(?P<tick>`+)(?P<code>.+?)(?P=tick)"
     r"|\[(?P<label>[^\]\n]+)\]\((?P<url>(?:https?://|tg://|mailto:)[^()\s]+)\)"
+    r"|\*\*\*(?P<bold_italic>\S(?:.*?\S)?)\*\*\*"
     r"|\*\*(?P<bold>\S(?:.*?\S)?)\*\*"
     r"|(?<!\w)__(?P<bold2>\S(?:.*?\S)?)__(?!\w)"
     r"|~~(?P<strike>\S(?:.*?\S)?)~~"
@@ -103,6 +104,31 @@ def telegram_parts(markdown: str, *, limit: int = TELEGRAM_LIMIT) -> list[str]:
 def whatsapp_parts(markdown: str, *, limit: int = WHATSAPP_LIMIT) -> list[str]:
     """The Markdown rendered for WhatsApp and cut into message bodies of at most `limit`."""
     return split_text(to_whatsapp(markdown), limit)
+
+
+def telegram_messages(markdown: str, *, note: str | None = None) -> list[tuple[str, str]]:
+    """The Markdown as Telegram messages, each as (HTML, plain-text fallback) that fit 4096
+    units once parsed; a `note` goes in italics after the last one."""
+    reserve = 0 if note is None else utf16_len(note) + 2
+    parts = telegram_parts(markdown, limit=TELEGRAM_LIMIT - reserve)
+    messages = [(to_telegram_html(part), to_plain(part)) for part in parts]
+    if note is None:
+        return messages
+    last_html, last_plain = messages.pop() if messages else ("", "")
+    italic = f"<i>{html.escape(note, quote=False)}</i>"
+    messages.append((f"{last_html}\n\n{italic}".strip(), f"{last_plain}\n\n{note}".strip()))
+    return messages
+
+
+def whatsapp_messages(markdown: str, *, note: str | None = None) -> list[str]:
+    """The Markdown as WhatsApp message bodies; a `note` goes in italics after the last one."""
+    bodies = whatsapp_parts(markdown)
+    if note is None:
+        return bodies
+    line = f"_{note}_"
+    if bodies and len(bodies[-1]) + len(line) + 2 <= WHATSAPP_LIMIT:
+        return [*bodies[:-1], f"{bodies[-1]}\n\n{line}"]
+    return [*bodies, line]
 
 
 def split_text(text: str, limit: int, *, measure: Callable[[str], int] = len) -> list[str]:
@@ -229,6 +255,9 @@ def _span(match: re.Match[str]) -> _Span:
         return _Span(kind="link", text=found["url"], children=_spans(found["label"]))
     if found["escaped"] is not None:
         return _Span(kind="text", text=found["escaped"])
+    if found["bold_italic"] is not None:
+        italic = _Span(kind="italic", children=_spans(found["bold_italic"]))
+        return _Span(kind="bold", children=(italic,))
     kinds: tuple[tuple[str, SpanKind], ...] = (
         ("bold", "bold"),
         ("bold2", "bold"),
@@ -323,7 +352,7 @@ _APOLOGY = {
     "es": "Lo siento, ahora mismo no he podido responder. Inténtalo de nuevo en un momento.",
     "pt": "Desculpe, não consegui responder agora. Tente novamente daqui a pouco.",
     "ru": "Извините, сейчас не получилось ответить. Попробуйте ещё раз чуть позже.",
-    "de": "Entschuldigung, ich konnte gerade nicht antworten. Bitte versuche es gleich noch einmal.",
+    "de": "Entschuldigung, ich konnte gerade nicht antworten. Bitte versuche es gleich noch mal.",
 }
 _STOPPED = {
     "en": "⏹ Stopped",

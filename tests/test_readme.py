@@ -5,10 +5,24 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from routing.settings import ENV_PREFIX, RoutingSettings
+from pydantic_settings import BaseSettings
+
+from bots.api_settings import ApiSettings
+from bots.channel_settings import ChannelSettings
+from feedback.settings import FeedbackSettings
+from routing.execution_settings import ExecutionSettings, ProviderCredentials
+from routing.settings import RoutingSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+SETTINGS: tuple[type[BaseSettings], ...] = (
+    RoutingSettings,
+    ExecutionSettings,
+    ProviderCredentials,
+    ApiSettings,
+    ChannelSettings,
+    FeedbackSettings,
+)
 
 
 def _setup_commands() -> list[str]:
@@ -28,8 +42,20 @@ def test_ci_runs_the_readme_test_command_and_nothing_else() -> None:
     assert commands == [_setup_commands()[1]]
 
 
-def test_every_routing_variable_is_in_the_readme_and_env_example() -> None:
+def _variables() -> set[str]:
+    """Every environment variable a settings class reads."""
+    names: set[str] = set()
+    for cls in SETTINGS:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias or field.alias
+            names.add(str(alias).upper() if isinstance(alias, str) else f"{prefix}{name}".upper())
+    return names
+
+
+def test_every_variable_is_in_the_readme_and_env_example() -> None:
     example = (ROOT / "deploy" / ".env.example").read_text(encoding="utf-8")
-    names = {f"{ENV_PREFIX}{field}".upper() for field in RoutingSettings.model_fields}
+    names = _variables()
+    assert len(names) > 40
     assert {n for n in names if f"`{n}`" not in README} == set()
     assert {n for n in names if not re.search(rf"^#? ?{n}=", example, re.MULTILINE)} == set()

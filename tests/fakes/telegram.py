@@ -37,6 +37,8 @@ class Call:
     params: Params
     files: dict[str, bytes] = field(default_factory=dict)
     content_type: str = ""
+    at: float = field(default_factory=time.monotonic)
+    """When the fake received the call (`time.monotonic()`), to check pacing."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +95,7 @@ class FakeTelegram:
             "sendChatAction": lambda params: True,
             "answerCallbackQuery": lambda params: True,
             "editMessageReplyMarkup": self._edit_reply_markup,
+            "deleteMessage": self._delete_message,
         }
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
@@ -208,10 +211,18 @@ class FakeTelegram:
             raise TelegramError(400, NOT_MODIFIED)
         return self._update(message, params, "reply_markup")
 
+    def _delete_message(self, params: Params) -> Json:
+        key = (_int(params, "chat_id"), _int(params, "message_id"))
+        if self.messages.pop(key, None) is None:
+            raise TelegramError(400, "Bad Request: message to delete not found")
+        return True
+
     def _update(self, message: Params, params: Params, changed: str) -> Params:
         message.update({"edit_date": int(time.time()), changed: params.get(changed)})
         if changed == "text" and "reply_markup" not in params:
             message.pop("reply_markup", None)
+        elif changed == "text":
+            message["reply_markup"] = params["reply_markup"]  # an edit may set the buttons too
         return message
 
 

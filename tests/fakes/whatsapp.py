@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self
 
@@ -30,6 +31,8 @@ class Sent:
     body: dict[str, Json]
     status: int
     wamid: str | None = None
+    at: float = field(default_factory=time.monotonic)
+    """When the fake received the request (`time.monotonic()`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +43,8 @@ class GraphFault:
     message: str
     status: int = 400
     error_type: str = "OAuthException"
+    retry_after: int | None = None
+    """Sent as the `Retry-After` header when set."""
 
 
 PAIR_RATE_LIMIT = GraphFault(
@@ -219,4 +224,5 @@ def _graph_error(fault: GraphFault) -> web.Response:
             "fbtrace_id": "AFakeTraceId",
         }
     }
-    return web.json_response(body, status=fault.status)
+    headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+    return web.json_response(body, status=fault.status, headers=headers)
