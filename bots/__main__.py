@@ -7,8 +7,17 @@ import logging.config
 import sys
 from collections.abc import Sequence
 
-from bots import chat_cli, eval_cli, feedback_cli, route_cli, serve_cli, webhook_cli
+from bots import (
+    chat_cli,
+    eval_cli,
+    feedback_cli,
+    queue_cli,
+    route_cli,
+    serve_cli,
+    webhook_cli,
+)
 from bots.channel_settings import load_channel_settings
+from bots.worker_settings import load_worker_settings
 from feedback.errors import FeedbackConfigError
 from feedback.settings import load_feedback_settings
 from routing.errors import ConfigError, RoutingError
@@ -62,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     chat_cli.add_parser(groups)
     webhook_cli.add_parser(groups)
     feedback_cli.add_parser(groups)
+    queue_cli.add_parser(groups)
     return parser
 
 
@@ -85,24 +95,25 @@ def _explain(router: Router, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_standalone(args: argparse.Namespace) -> int:
+    """Commands that need neither the router nor the LLM side: the log and the webhook."""
+    try:
+        if args.group == "feedback":
+            return feedback_cli.run(args, load_feedback_settings())
+        if args.group == "queue":
+            return queue_cli.run(load_worker_settings(), args, sys.stdout, sys.stderr)
+        return webhook_cli.run(load_channel_settings(), args, sys.stdout, sys.stderr)
+    except (FeedbackConfigError, ConfigError) as exc:
+        sys.stderr.write(f"tierbot: {exc}\n")
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `tierbot` command line; return the process exit status."""
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level.upper())
-    if args.group == "feedback":
-        try:
-            feedback_settings = load_feedback_settings()
-        except FeedbackConfigError as exc:
-            sys.stderr.write(f"tierbot: {exc}\n")
-            return 2
-        return feedback_cli.run(args, feedback_settings)
-    if args.group == "webhook":
-        try:
-            channels = load_channel_settings()
-        except ConfigError as exc:
-            sys.stderr.write(f"tierbot: {exc}\n")
-            return 2
-        return webhook_cli.run(channels, args, sys.stdout, sys.stderr)
+    if args.group in ("feedback", "webhook", "queue"):
+        return _run_standalone(args)
     try:
         settings = load_routing_settings()
         policy, router = _build(settings)

@@ -178,7 +178,7 @@ class ChatTurns:
         admission = await self._gate.admit(entry, token)
         match admission:
             case "done":
-                logger.info("entry already finished chat=%s entry=%s: ack", chat_id, entry.id)
+                logger.info("entry already finished entry=%s: ack", entry.id)
                 await self._queue.ack([entry.id])
                 return 0
             case "parked":
@@ -203,8 +203,7 @@ class ChatTurns:
         for entry in batch:
             if entry.deliveries > self._settings.max_deliveries:
                 logger.error(
-                    "dead-lettering chat=%s entry=%s seq=%d deliveries=%d",
-                    chat_id,
+                    "dead-lettering entry=%s seq=%d deliveries=%d",
                     entry.id,
                     entry.seq,
                     entry.deliveries,
@@ -226,15 +225,13 @@ class ChatTurns:
         records = await self._outbox.get_many([entry.message.dedupe_key for entry in entries])
         fresh: list[Entry] = []
         for entry, record in zip(entries, records, strict=True):
-            chat_id = entry.message.chat_id
             if record is not None and record.status == "sent":
-                logger.info("entry already answered chat=%s entry=%s: ack", chat_id, entry.id)
+                logger.info("entry already answered entry=%s: ack", entry.id)
                 continue
             if record is not None:
                 logger.warning(
                     "answering again after an unfinished attempt; the earlier answer may have "
-                    "gone out chat=%s entry=%s deliveries=%d",
-                    chat_id,
+                    "gone out entry=%s deliveries=%d",
                     entry.id,
                     entry.deliveries,
                 )
@@ -271,14 +268,14 @@ class ChatTurns:
             try:
                 parked = await self._gate.extend(chat_id, token)
                 if parked is None:
-                    logger.warning("chat lock lost while answering chat=%s", chat_id)
+                    logger.warning("chat lock lost while answering entry=%s", batch[0].id)
                     return
                 await self._queue.heartbeat(consumer, list(dict.fromkeys([*ids, *parked])))
             except StoreUnavailable as exc:
-                logger.warning("heartbeat failed chat=%s: %s", chat_id, exc)
+                logger.warning("heartbeat failed entry=%s: %s", batch[0].id, exc)
 
     async def _release(self, chat_id: str, token: str) -> None:
         try:
             await self._gate.release(chat_id, token)
         except StoreUnavailable as exc:  # the lock expires on its own
-            logger.warning("chat lock release failed chat=%s: %s", chat_id, exc)
+            logger.warning("chat lock release failed: %s", exc)

@@ -1,7 +1,9 @@
-"""The web application: health probes and the OpenAI-compatible API under `/v1`, with its auth."""
+"""The web applications: the API process (health probes, the OpenAI-compatible API under `/v1`
+with its auth, the chat webhooks) and a worker process's health listener, with their lifetimes."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -14,8 +16,12 @@ from pydantic import SecretStr
 
 from bots.api_settings import API_ENV_PREFIX, ApiSettings
 from bots.assembly import LLMStack
+from bots.errors import StoreUnavailable
 from bots.openai_api import CALLER, CHAT, LLM, Caller, ChatBackend, chat_completions, list_models
 from bots.openai_wire import ApiError
+from bots.runtime import Messaging, run_worker, webhook_enqueue
+from bots.webhooks import add_webhook_routes
+from bots.worker import Worker
 from routing.execution_settings import ExecutionSettings
 from routing.policy import Policy
 from routing.router import Router
@@ -24,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 API_SETTINGS = web.AppKey("api_settings", ApiSettings)
 LLM_FACTORY = web.AppKey[Callable[[], LLMStack]]("llm_factory")
+MESSAGING = web.AppKey("messaging", Messaging)
+WORKER = web.AppKey("worker", Worker)
+READINESS_TIMEOUT_S = 1.0
 _PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
 
@@ -34,13 +43,24 @@ def create_app(
     execution: ExecutionSettings,
     api: ApiSettings,
     llm: Callable[[], LLMStack],
+    messaging: Messaging | None = None,
 ) -> web.Application:
-    """The app; `llm` builds the LLM stack at start-up, and the app closes it at clean-up."""
+    """The app; `llm` builds the LLM stack at start-up, and the app closes it at clean-up.
+
+    With `messaging` it also serves the chat webhooks (roles web and all) and runs a worker
+    (role all), and it closes the pipeline's Redis client last.
+    """
     app = web.Application(client_max_size=api.max_body_bytes)
     app[API_SETTINGS] = api
     app[CHAT] = ChatBackend(router=router, policy=policy, execution=execution)
-    app[LLM_FACTORY] = llm
-    app.cleanup_ctx.append(_llm_lifetime)
+    _add_lifetimes(app, llm, messaging)
+    if messaging is not None and messaging.serves_webhooks:
+        add_webhook_routes(
+            app,
+            channels=messaging.channels,
+            enqueue=webhook_enqueue(messaging.stores),
+            id_key=messaging.id_key,
+        )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     v1 = web.Application(middlewares=[_openai_errors, _authenticate])
@@ -50,9 +70,52 @@ def create_app(
     return app
 
 
+def create_worker_app(*, messaging: Messaging, llm: Callable[[], LLMStack]) -> web.Application:
+    """A worker process's app: `/healthz` and `/readyz` only, running the worker meanwhile."""
+    app = web.Application()
+    _add_lifetimes(app, llm, messaging)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+def _add_lifetimes(
+    app: web.Application, llm: Callable[[], LLMStack], messaging: Messaging | None
+) -> None:
+    """Resources in start-up order (and closed in reverse): Redis, the LLM stack, a worker."""
+    app[LLM_FACTORY] = llm
+    if messaging is not None:
+        app[MESSAGING] = messaging
+        app.cleanup_ctx.append(_redis_lifetime)
+    app.cleanup_ctx.append(_llm_lifetime)
+    if messaging is not None and messaging.runs_worker:
+        app.cleanup_ctx.append(_worker_lifetime)
+
+
+async def _redis_lifetime(app: web.Application) -> AsyncIterator[None]:
+    """Say where the pipeline's state lives; close the Redis client after everything else."""
+    messaging = app[MESSAGING]
+    redis = messaging.stores.redis
+    if redis is None:
+        logger.warning(
+            "REDIS_URL is not set: the queue, chat history and limits live in this process's "
+            "memory; queued messages are not durable across restarts"
+        )
+    yield
+    if redis is not None:
+        await redis.aclose()
+
+
+async def _worker_lifetime(app: web.Application) -> AsyncIterator[None]:
+    """Consume the queue while the app runs; at clean-up finish or return in-flight turns."""
+    async with run_worker(app[MESSAGING], app[LLM]) as worker:
+        app[WORKER] = worker
+        yield
+
+
 async def _llm_lifetime(app: web.Application) -> AsyncIterator[None]:
     """Build the provider clients in the running loop, and close them when the app stops."""
-    if not app[API_SETTINGS].keys:
+    if API_SETTINGS in app and not app[API_SETTINGS].keys:
         logger.warning(
             "%sKEYS is empty: the OpenAI API serves loopback clients only (127.0.0.0/8, ::1); "
             "set it to serve anyone else",
@@ -69,16 +132,36 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """`GET /readyz`: 200 when some tier has a usable model (a provider key, or offline)."""
-    llm = request.app[LLM]
-    ready = any(llm.chains)
-    body = {
-        "status": "ready" if ready else "no usable model",
+    """`GET /readyz`: 200 when some tier has a usable model (a provider key, or offline), the
+    queue answers and, in a process that runs one, the worker is consuming."""
+    app = request.app
+    llm = app[LLM]
+    problems = [] if any(llm.chains) else ["no usable model"]
+    body: dict[str, object] = {
         "offline": llm.offline,
         "providers": sorted(llm.providers),
         "tiers": [len(chain) for chain in llm.chains],
     }
-    return web.json_response(body, status=200 if ready else 503)
+    if MESSAGING in app:
+        body["queue"] = await _queue_state(app[MESSAGING])
+        if body["queue"] != "ok":
+            problems.append("queue unavailable")
+    if WORKER in app:
+        body["worker"] = "running" if app[WORKER].running else "stopped"
+        if not app[WORKER].running:
+            problems.append("worker stopped")
+    body["status"] = "; ".join(problems) or "ready"
+    return web.json_response(body, status=503 if problems else 200)
+
+
+async def _queue_state(messaging: Messaging) -> str:
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_S):
+            await messaging.stores.queue.stats()
+    except (StoreUnavailable, TimeoutError) as exc:
+        logger.warning("readiness: queue unavailable: %s", type(exc).__name__)
+        return "unavailable"
+    return "ok"
 
 
 def key_identity(key: str) -> str:

@@ -77,7 +77,9 @@ class WorkerSettings(BaseSettings):
         default=50, ge=2, description="Turns of each chat kept as conversation history."
     )
     history_ttl_hours: float = Field(
-        default=168.0, gt=0, description="A chat's history is forgotten this long after its last turn."
+        default=168.0,
+        gt=0,
+        description="A chat's history is forgotten this long after its last turn.",
     )
     admin_host: str = Field(
         default="127.0.0.1", description="Address of a worker process's health listener."

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
+from bots.admin_settings import AdminSettings
 from bots.api_settings import ApiSettings
 from bots.channel_settings import ChannelSettings
+from bots.worker_settings import WorkerSettings
 from feedback.settings import FeedbackSettings
 from routing.execution_settings import ExecutionSettings, ProviderCredentials
 from routing.settings import RoutingSettings
@@ -22,6 +24,8 @@ SETTINGS: tuple[type[BaseSettings], ...] = (
     ApiSettings,
     ChannelSettings,
     FeedbackSettings,
+    WorkerSettings,
+    AdminSettings,
 )
 
 

@@ -112,7 +112,7 @@ async def test_an_unfinished_earlier_attempt_is_answered_again_and_logged(
     assert recorder.turns == [[1]]
     assert logged(caplog) == [
         "answering again after an unfinished attempt; the earlier answer may have gone out "
-        f"chat={CHAT} entry={e1.id} deliveries=2"
+        f"entry={e1.id} deliveries=2"
     ]
     assert await pipeline.outbox.get(key(1)) == sent("sent-1")
 
@@ -204,7 +204,7 @@ async def test_a_lost_lock_is_logged_and_the_turn_still_finishes(
     (e1,) = await pipeline.entries(1)
     with caplog.at_level(logging.WARNING, logger="bots.chat_state"):
         assert await pipeline.turns(handler).handle(e1, "w1") == 1
-    assert logged(caplog) == [f"chat lock lost while answering chat={CHAT}"]
+    assert logged(caplog) == [f"chat lock lost while answering entry={e1.id}"]
     assert await pipeline.outbox.get(key(1)) == sent("sent")
 
 
@@ -231,8 +231,8 @@ async def test_redis_lost_mid_turn_fails_the_turn_and_logs(
     finally:
         await client.aclose()
     assert {line.split(":")[0] for line in logged(caplog)} == {
-        f"heartbeat failed chat={CHAT}",
-        f"chat lock release failed chat={CHAT}",
+        f"heartbeat failed entry={e1.id}",
+        "chat lock release failed",
     }
 
 
