@@ -171,6 +171,8 @@ class Pipeline:
             elapsed_s=now - ask.started,
         )
         self.parts.feedback.record_turn(turn_record(facts, self.parts.llm.chains))
+        if self.parts.metrics is not None and delivered.outcome is not None:
+            self.parts.metrics.observe_outcome(delivered.outcome)
         self._escalation(ask)
         await self._keep(ask, facts, now)
         return delivered.platform_message_id

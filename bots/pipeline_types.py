@@ -13,6 +13,7 @@ from bots.chat_ledger import ChatLedger
 from bots.delivery import Delivery
 from bots.history import HistoryStore
 from bots.limits import RateLimiter, SpendBudget
+from bots.metrics import Metrics
 from bots.stop_signal import StopSwitch
 from bots.types import Channel, InboundMessage
 from feedback.types import EventRecord, TurnRecord
@@ -47,6 +48,8 @@ class PipelineParts:
     """Key of the HMAC that makes turn ids and the chat ids in logs."""
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     clock: Callable[[], float] = time.time
+    metrics: Metrics | None = None
+    """Prometheus counters and histograms of the admin listener's /metrics, when it runs."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -50,6 +50,7 @@ from bots.limits import (
     RedisSpendBudget,
     SpendBudget,
 )
+from bots.metrics import Metrics
 from bots.pipeline import Pipeline
 from bots.pipeline_types import FeedbackSink, PipelineParts
 from bots.queue import Entry, Queue
@@ -103,6 +104,7 @@ class Messaging:
     stores: Stores
     router: Router
     execution: ExecutionSettings
+    metrics: Metrics | None = None
 
     @property
     def id_key(self) -> bytes:
@@ -243,6 +245,7 @@ async def run_worker(messaging: Messaging, llm: LLMStack) -> AsyncIterator[Worke
                 stop=stores.stop,
                 feedback=log,
                 id_key=messaging.id_key,
+                metrics=messaging.metrics,
             )
         )
         queue = DeadLetterAlarm(stores.queue, _dead_letter_event(log))

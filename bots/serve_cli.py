@@ -100,7 +100,9 @@ def build_serving(args: argparse.Namespace, *, policy: Policy, router: Router) -
     FeedbackConfigError naming a bad variable. Nothing is connected until the app starts."""
     api = load_api_settings()
     execution, credentials = load_execution_settings()
-    messaging = _messaging(args.role, load_worker_settings(), execution, router)
+    metrics = Metrics()
+    metrics.publish_slo(execution.ttft_slo_seconds, tiers=policy.top)
+    messaging = _messaging(args.role, load_worker_settings(), execution, router, metrics)
     llm = functools.partial(
         build_llm_stack,
         policy=policy,
@@ -111,8 +113,6 @@ def build_serving(args: argparse.Namespace, *, policy: Policy, router: Router) -
     )
     grace = api.shutdown_grace_seconds
     admin = load_admin_settings()
-    metrics = Metrics()
-    metrics.publish_slo(execution.ttft_slo_seconds, tiers=policy.top)
     if messaging.role == "worker":
         settings = messaging.settings
         worker_app = create_worker_app(messaging=messaging, llm=llm)
@@ -150,7 +150,11 @@ def _admin_on(admin: AdminSettings) -> bool:
 
 
 def _messaging(
-    role: Role, settings: WorkerSettings, execution: ExecutionSettings, router: Router
+    role: Role,
+    settings: WorkerSettings,
+    execution: ExecutionSettings,
+    router: Router,
+    metrics: Metrics,
 ) -> Messaging:
     """The pipeline's settings and stores for `role`; a split role needs the shared Redis."""
     if role != "all" and settings.redis_url is None:
@@ -166,6 +170,7 @@ def _messaging(
         stores=build_stores(settings, connect_redis(settings)),
         router=router,
         execution=execution,
+        metrics=metrics,
     )
 
 

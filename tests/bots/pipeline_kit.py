@@ -20,6 +20,7 @@ from bots.chat_ledger import MemoryLedger
 from bots.delivery import Delivery
 from bots.history import MemoryHistory
 from bots.limits import LimitSettings, MemoryRateLimiter, MemorySpendBudget
+from bots.metrics import Metrics
 from bots.pipeline import Pipeline
 from bots.pipeline_types import PipelineParts
 from bots.queue import Entry
@@ -176,6 +177,7 @@ def pipeline_parts(
         stop=stop,
         feedback=Sink(),
         id_key=ID_KEY,
+        metrics=Metrics(),
     )
 
 

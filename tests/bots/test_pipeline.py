@@ -117,6 +117,13 @@ async def test_a_text_turn_is_streamed_recorded_and_remembered(make_kit: MakeKit
         feedback_payload(turn.turn_id, choice) for choice in ("up", "down", "stronger")
     ]
     assert kit.sink.events == []
+    assert kit.parts.metrics is not None
+    exported = kit.parts.metrics.render().decode()
+    assert (
+        'tierbot_provider_requests_total{model="fast-groq",outcome="ok",provider="groq"} 1.0'
+        in exported
+    )
+    assert 'tierbot_first_token_seconds_count{provider="groq",tier="1"} 1.0' in exported
 
 
 async def test_messages_that_arrived_together_are_one_turn_and_a_redelivery_one_history(
