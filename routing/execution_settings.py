@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
@@ -10,9 +10,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 from routing.errors import ConfigError
 from routing.settings import (
     ENV_PREFIX,
-    TierRef,
     describe_settings_error,
     describe_validation_error,
+    split_csv,
 )
 
 ProviderKind = Literal["openai", "anthropic", "groq"]
@@ -40,12 +40,6 @@ class ExtraProvider(BaseModel):
     legacy_max_tokens: bool = False
 
 
-def _split_csv(value: Any) -> Any:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
-
-
 class ExecutionSettings(BaseSettings):
     """How answers are produced: which models per tier, time limits, retries, prices."""
 
@@ -66,7 +60,7 @@ class ExecutionSettings(BaseSettings):
     max_output_tokens: int = Field(default=1024, ge=1)
     max_retries_per_question: int = Field(default=2, ge=0, le=5)
 
-    _split = field_validator("ttft_slo_seconds", mode="before")(_split_csv)
+    _split = field_validator("ttft_slo_seconds", mode="before")(split_csv)
 
     @field_validator("ttft_slo_seconds")
     @classmethod
@@ -125,6 +119,3 @@ def load_execution_settings() -> tuple[ExecutionSettings, ProviderCredentials]:
         raise ConfigError(describe_validation_error(exc, prefix)) from None
     except SettingsError as exc:
         raise ConfigError(describe_settings_error(exc, ENV_PREFIX)) from None
-
-
-TierChains = dict[TierRef, list[str]]

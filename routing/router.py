@@ -65,7 +65,7 @@ class Router:
             Reason(code="base_tier", text=f"complexity {cx.score:.2f} → {p.name(ladder.tier)}")
         )
         ladder.reasons.extend(cx.reasons)
-        self._escalate(ladder, conversation, cx.score, fr.score, rp.score)
+        self._escalate(ladder, conversation, text, cx.score, fr.score, rp.score)
         ladder.reasons.extend(fr.reasons if fr.score >= p.frustration_threshold else ())
         ladder.reasons.extend(rp.reasons if rp.repeats is not None else ())
         self._limit(ladder, conversation, hist.fits_tier)
@@ -83,14 +83,14 @@ class Router:
         self,
         ladder: _Ladder,
         conversation: Conversation,
+        text: str,
         complexity: float,
         frustration_score: float,
         rephrase_score: float,
     ) -> None:
         """Apply the steps that raise the tier: rules, the confidence band, a failed answer."""
         p = self.policy
-        last = conversation.last_user_turn()
-        floor, rule_reasons = p.rule_floor(last.text if last is not None else "")
+        floor, rule_reasons = p.rule_floor(text)
         if floor > ladder.tier:
             ladder.tier = floor
             ladder.reasons.extend(rule_reasons)

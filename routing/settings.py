@@ -33,7 +33,8 @@ class RuleSetting(BaseModel):
         return value
 
 
-def _split_csv(value: Any) -> Any:
+def split_csv(value: Any) -> Any:
+    """Before validation: turn `a, b,c` from the environment into a list (other values pass)."""
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
@@ -69,7 +70,7 @@ class RoutingSettings(BaseSettings):
 
     _split = field_validator(
         "tiers", "tier_context_tokens", "complexity_thresholds", "premium_users", mode="before"
-    )(_split_csv)
+    )(split_csv)
 
     @field_validator("complexity_thresholds")
     @classmethod
