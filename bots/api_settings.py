@@ -31,6 +31,10 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     shutdown_grace_seconds: float = Field(default=15.0, gt=0)
     """How long open requests may run on after SIGTERM before they are cut."""
+    stream_batch_ms: float = Field(default=10.0, ge=0, le=1000)
+    """Shortest gap between two writes of a streamed answer: the text that arrives meanwhile
+    goes out as one chunk, which saves a write and a wake-up per token (0: write every piece
+    as it comes). The first text is never held back."""
 
     _split = field_validator("keys", mode="before")(_split_keys)
 

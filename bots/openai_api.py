@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
+import secrets
 import time
 import uuid
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bots.answer import build_job
 from bots.assembly import LLMStack
+from bots.ids import hash_id
 from bots.openai_wire import ApiError, SseAnswer, completion_body, parse_request
 from routing.execution_settings import ExecutionSettings
 from routing.execution_types import Delta, ExecEvent, Job, Link, Outcome
@@ -46,6 +47,10 @@ class ChatBackend:
     router: Router
     policy: Policy
     execution: ExecutionSettings
+    stream_batch_s: float = 0.0
+    """Shortest gap between two writes of a streamed answer (`TIERBOT_API_STREAM_BATCH_MS`)."""
+    id_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    """HMAC key of user ids in logs (`TIERBOT_ID_HASH_KEY`; without one, a key of this process)."""
 
 
 CALLER = web.RequestKey("caller", Caller)
@@ -53,11 +58,9 @@ CHAT = web.AppKey("chat", ChatBackend)
 LLM = web.AppKey("llm", LLMStack)
 
 
-def hash_id(value: str | None) -> str:
-    """A short stable hash of a user id, for logs (never log the id itself)."""
-    if value is None:
-        return "-"
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+def user_hash(key: bytes, value: str | None) -> str:
+    """The keyed hash of an API user id for logs (never the id, nor an unkeyed hash of it)."""
+    return "-" if value is None else hash_id(key, value)
 
 
 def requested_tier(model: str, policy: Policy, chains: Sequence[Sequence[Link]]) -> int | None:
@@ -140,9 +143,17 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         continuation=body.stream,  # a streaming client cannot un-see text: continue, never restart
     )
     job = replace(job, max_tokens=min(body.output_cap or job.max_tokens, job.max_tokens))
-    answer = _Answer(request=request, llm=llm, policy=backend.policy, decision=decision, user=user)
+    answer = _Answer(
+        request=request,
+        llm=llm,
+        policy=backend.policy,
+        decision=decision,
+        user_tag=user_hash(backend.id_key, user),
+    )
     if body.stream:
-        return await answer.stream(job, include_usage=body.include_usage)
+        return await answer.stream(
+            job, include_usage=body.include_usage, batch_s=backend.stream_batch_s
+        )
     return await answer.complete(job)
 
 
@@ -154,7 +165,8 @@ class _Answer:
     llm: LLMStack
     policy: Policy
     decision: Decision
-    user: str | None
+    user_tag: str
+    """The keyed hash of the request's `user`, or `-`."""
     completion_id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -163,7 +175,7 @@ class _Answer:
             "api answer id=%s user=%s tier=%s model=%s:%s ok=%s attempts=%d tokens=%d/%d "
             "cost_usd=%.6f total_s=%.2f",
             self.completion_id,
-            hash_id(self.user),
+            self.user_tag,
             outcome.tier,
             outcome.provider,
             outcome.model,
@@ -193,9 +205,13 @@ class _Answer:
         body = completion_body(self.completion_id, self.created, outcome)
         return web.json_response(body, headers=headers)
 
-    async def stream(self, job: Job, *, include_usage: bool) -> web.StreamResponse:
+    async def stream(self, job: Job, *, include_usage: bool, batch_s: float) -> web.StreamResponse:
         """Stream the job as `chat.completion.chunk` events. The tier and reasons headers come
-        from the decision; the model and provider headers name the chain's first candidate."""
+        from the decision; the model and provider headers name the chain's first candidate.
+
+        The first text goes out as soon as it comes; after that, with `batch_s`, a task of its
+        own reads the executor while the writer sends what has come at most every `batch_s`,
+        so a fast model costs a few writes per answer instead of one per token."""
         link = _first_link(self.llm.chains, job)
         sse = SseAnswer(
             request=self.request,
@@ -207,20 +223,68 @@ class _Answer:
         )
         async with aclosing(self.llm.executor.run(job)) as events:
             async for event in events:
+                if isinstance(event, Outcome):
+                    return await self._end(sse, event)
                 if isinstance(event, Delta):
                     await sse.delta(event.text)
-                elif isinstance(event, Outcome):
-                    self._log(event)
-                    return await self._end(sse, event)
+                    if batch_s:
+                        break
                 # No Restart comes: a continuation job continues instead of restarting.
-        raise AssertionError("the executor ended without an Outcome")
+            else:
+                raise AssertionError("the executor ended without an Outcome")
+            outcome = await _write_batches(events, sse, batch_s)
+        return await self._end(sse, outcome)
 
     async def _end(self, sse: SseAnswer, outcome: Outcome) -> web.StreamResponse:
+        self._log(outcome)
         if outcome.ok:
             return await sse.finish(outcome)
         if sse.response is None:
             raise _unavailable(outcome, self._outcome_headers(outcome))
         return await sse.fail(_unavailable(outcome, {}))
+
+
+class _Pending:
+    """The text the executor has given that is not written yet, and its outcome once it ends."""
+
+    __slots__ = ("came", "outcome", "text")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.outcome: Outcome | None = None
+        self.came = asyncio.Event()
+
+    async def read(self, events: AsyncIterator[ExecEvent]) -> None:
+        """Take the events until the outcome."""
+        async for event in events:
+            if isinstance(event, Delta):
+                self.text.append(event.text)
+            elif isinstance(event, Outcome):
+                self.outcome = event
+                self.came.set()
+                return
+            self.came.set()
+        raise AssertionError("the executor ended without an Outcome")
+
+
+async def _write_batches(
+    events: AsyncIterator[ExecEvent], sse: SseAnswer, batch_s: float
+) -> Outcome:
+    """Send the rest of the answer at most every `batch_s`, joining the pieces that came in
+    between; return the outcome. The reading task ends with this call."""
+    pending = _Pending()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(pending.read(events))
+        while True:
+            await asyncio.sleep(batch_s)
+            await pending.came.wait()
+            pending.came.clear()
+            if pending.text:
+                text = "".join(pending.text)
+                pending.text.clear()
+                await sse.delta(text)
+            if pending.outcome is not None:
+                return pending.outcome
 
 
 async def _outcome_of(events: AsyncGenerator[ExecEvent, None]) -> Outcome:

@@ -179,12 +179,31 @@ def completion_body(completion_id: str, created: int, outcome: Outcome) -> Json:
     }
 
 
+class _SseResponse(web.StreamResponse):
+    """A streamed response whose headers go out with the first chunk, in one write."""
+
+    _send_headers_immediately = False  # aiohttp's own switch, as `web.Response` sets it
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+_DELTA_OPEN = b'{"index":0,"delta":{"content":'
+_DELTA_CLOSE = b'},"logprobs":null,"finish_reason":null}'
+_DONE_FRAME = b"data: [DONE]\n\n"
+
+
 @dataclass(slots=True, kw_only=True)
 class SseAnswer:
     """One streamed answer: the response opens at the first text, so that a failure before any
     text can still be a plain 503. Chunks carry `model` (the chain's first candidate, which is
     all that is known until the answer ends); the finish and usage chunks name the model that
-    actually answered."""
+    actually answered.
+
+    Frames are encoded from bytes templates, and each call writes once: the headers, the role
+    chunk and the first text go out together, and so do the finish, usage, `[DONE]` and the
+    end of the body."""
 
     request: web.Request
     headers: dict[str, str]
@@ -193,56 +212,66 @@ class SseAnswer:
     model: str
     include_usage: bool
     response: web.StreamResponse | None = None
+    _head: bytes = b""
+    _tail: bytes = b""
 
-    def _chunk(self, delta: Json | None, finish_reason: str | None = None) -> Json:
-        choices = (
-            []
-            if delta is None
-            else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+    def __post_init__(self) -> None:
+        self._frame_parts()
+
+    def _frame_parts(self) -> None:
+        """The bytes before and after `choices` of every chunk of this answer."""
+        self._head = b"".join(
+            (
+                b'data: {"id":',
+                _dumps(self.completion_id),
+                b',"object":"chat.completion.chunk","created":',
+                str(self.created).encode(),
+                b',"model":',
+                _dumps(self.model),
+                b',"system_fingerprint":null,"choices":[',
+            )
         )
-        chunk: Json = {
-            "id": self.completion_id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": None,
-            "choices": choices,
-        }
-        if self.include_usage:
-            chunk["usage"] = None
-        return chunk
+        self._tail = b'],"usage":null}\n\n' if self.include_usage else b"]}\n\n"
 
-    async def _send(self, data: Json | str) -> web.StreamResponse:
+    def _frame(self, choice: bytes) -> bytes:
+        return b"".join((self._head, choice, self._tail))
+
+    async def _write(self, data: bytes, *, last: bool = False) -> web.StreamResponse:
         response = self.response
         if response is None:
-            response = self.response = web.StreamResponse(headers=self.headers)
+            response = self.response = _SseResponse(headers=self.headers)
             response.content_type = "text/event-stream"
             response.headers["Cache-Control"] = "no-cache"
             response.headers["X-Accel-Buffering"] = "no"  # proxies must not hold chunks back
+            role = b'{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,'
+            data = self._frame(role + b'"finish_reason":null}') + data
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 await response.prepare(self.request)
-            await self._send(self._chunk({"role": "assistant", "content": ""}))
-        text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
         async with asyncio.timeout(WRITE_TIMEOUT_S):
-            await response.write(f"data: {text}\n\n".encode())
+            if last:
+                await response.write_eof(data)
+            else:
+                await response.write(data)
         return response
 
     async def delta(self, text: str) -> None:
         """Send the next piece of the answer (after the role chunk, the first time)."""
-        await self._send(self._chunk({"content": text}))
+        await self._write(
+            b"".join((self._head, _DELTA_OPEN, _dumps(text), _DELTA_CLOSE, self._tail))
+        )
 
     async def finish(self, outcome: Outcome) -> web.StreamResponse:
-        """Send the finish chunk, the usage chunk if asked for, and `[DONE]`."""
-        self.model = outcome.model or self.model
-        response = await self._send(self._chunk({}, finish_reason=_finish(outcome)))
+        """Send the finish chunk, the usage chunk if asked for, and `[DONE]`; end the body."""
+        if outcome.model and outcome.model != self.model:
+            self.model = outcome.model
+            self._frame_parts()
+        finish = b'{"index":0,"delta":{},"logprobs":null,"finish_reason":'
+        frames = [self._frame(finish + _dumps(_finish(outcome)) + b"}")]
         if self.include_usage:
-            await self._send(self._chunk(None) | {"usage": usage_of(outcome)})
-        await self._send("[DONE]")
-        await response.write_eof()
-        return response
+            frames.append(self._head + b'],"usage":' + _dumps(usage_of(outcome)) + b"}\n\n")
+        frames.append(_DONE_FRAME)
+        return await self._write(b"".join(frames), last=True)
 
     async def fail(self, error: ApiError) -> web.StreamResponse:
         """End a stream that already showed text with an error event, and no `[DONE]`."""
-        response = await self._send(error.body)
-        await response.write_eof()
-        return response
+        return await self._write(b"data: " + _dumps(error.body) + b"\n\n", last=True)

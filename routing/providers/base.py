@@ -84,6 +84,9 @@ class ProviderSettings:
     connect_timeout: float = 5.0
     idle_timeout: float = 60.0
     """Longest wait for the response headers or for the next piece of the stream."""
+    max_connections: int = 4096
+    """Connections the adapter's client opens (and keeps alive) to the provider at most; a
+    stream holds one for its whole length, so this caps the concurrent streams."""
 
 
 class LLMProvider(Protocol):

@@ -1,39 +1,30 @@
-"""Adapter for Groq's OpenAI-compatible chat completions (hosted Llama models), via the groq SDK."""
+"""Adapter for Groq's OpenAI-compatible chat completions (hosted Llama models), via the groq SDK.
+
+The SDK makes the call (auth, base URL, status errors); the streamed body is read raw by
+`routing.providers.sse`, which also finds Groq's usage in `x_groq.usage` or a `usage` chunk.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
 from collections.abc import AsyncGenerator
 
 import groq
 import httpx
-from groq.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from routing.errors import ProviderError
 from routing.providers.base import (
-    ChatMessage,
     ChatRequest,
-    FinishReason,
     ProviderSettings,
     StreamEvent,
     StreamTally,
-    TextDelta,
-    bad_response_error,
     redact,
     status_error,
     timeout_error,
     unavailable_error,
 )
+from routing.providers.sse import RawBody, stream_chat_chunks, timed_out
 
-logger = logging.getLogger(__name__)
-
-_FINISH_REASONS: dict[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "content_filter": "content_filter",
-}
+_ERRORS = (groq.GroqError, httpx.TransportError)
 
 
 class GroqProvider:
@@ -43,11 +34,16 @@ class GroqProvider:
 
     def __init__(self, settings: ProviderSettings) -> None:
         self._settings = settings
+        limits = httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_connections,
+        )
         self._client = groq.AsyncGroq(
             api_key=settings.api_key.get_secret_value(),
             base_url=settings.base_url,
             max_retries=0,
             timeout=groq.Timeout(None, connect=settings.connect_timeout),
+            http_client=groq.DefaultAsyncHttpxClient(limits=limits),
         )
 
     @property
@@ -59,40 +55,40 @@ class GroqProvider:
         """Close the HTTP client and its connections."""
         await self._client.close()
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """Stream the answer to `request`; see `LLMProvider`."""
         tally = StreamTally(
             provider=self.name,
             model=request.model,
             prompt_chars=sum(len(m.content) for m in request.messages),
         )
-        idle = self._settings.idle_timeout
-        logger.debug("llm call provider=%s model=%s", self.name, request.model)
-        try:
-            async with asyncio.timeout(idle):
-                chunks = await self._open(request)
-            # The groq SDK's stream does not close its response when abandoned; `async with` does.
-            async with chunks:
-                while True:
-                    async with asyncio.timeout(idle):
-                        chunk = await anext(chunks, None)
-                    if chunk is None:
-                        break
-                    if (delta := _fold(chunk, tally)) is not None:
-                        yield delta
-        except (groq.GroqError, httpx.TransportError, json.JSONDecodeError, TimeoutError) as exc:
-            raise self._translate(exc, request.model) from exc
-        for event in tally.close():
-            yield event
-
-    async def _open(self, request: ChatRequest) -> groq.AsyncStream[ChatCompletionChunk]:
-        return await self._client.chat.completions.create(
-            model=request.model,
-            messages=[_message(m) for m in request.messages],
-            max_completion_tokens=request.max_tokens,
-            temperature=groq.omit if request.temperature is None else request.temperature,
-            stream=True,
+        return stream_chat_chunks(
+            lambda: self._open(request),
+            settings=self._settings,
+            tally=tally,
+            errors=_ERRORS,
+            translate=self._translate,
         )
+
+    async def _open(self, request: ChatRequest) -> RawBody:
+        # As in `openai_compat`: `post` skips the SDK's transform of typed params; the stream it
+        # returns only holds the response, whose body is read raw.
+        body: dict[str, object] = {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "max_completion_tokens": request.max_tokens,
+            "stream": True,
+        }
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        stream = await self._client.post(
+            "/openai/v1/chat/completions",
+            cast_to=object,
+            body=body,
+            stream=True,
+            stream_cls=groq.AsyncStream[object],
+        )
+        return stream.response
 
     def _translate(self, exc: Exception, model: str) -> ProviderError:
         if isinstance(exc, groq.APIStatusError):
@@ -101,41 +97,10 @@ class GroqProvider:
             return status_error(
                 exc.status_code, detail, provider=self.name, model=model, headers=headers
             )
-        if isinstance(exc, TimeoutError):
-            idle = self._settings.idle_timeout
-            return timeout_error(self.name, model, f"nothing received for {idle:g} s")
-        if isinstance(exc, groq.APITimeoutError):
+        if timed_out(exc):  # the only transport timeout set is the one to connect
             connect = self._settings.connect_timeout
             return timeout_error(self.name, model, f"could not connect within {connect:g} s")
         if isinstance(exc, groq.APIConnectionError | httpx.TransportError):
             return unavailable_error(self.name, model, "connection failed or broke")
-        if isinstance(exc, groq.APIError):
-            detail = redact(exc.message, self._settings.api_key)
-            return unavailable_error(self.name, model, f"error reported in the stream: {detail}")
         detail = redact(str(exc), self._settings.api_key)
-        return bad_response_error(self.name, model, f"malformed stream chunk: {detail}")
-
-
-def _message(message: ChatMessage) -> ChatCompletionMessageParam:
-    match message.role:
-        case "system":
-            return {"role": "system", "content": message.content}
-        case "user":
-            return {"role": "user", "content": message.content}
-        case "assistant":
-            return {"role": "assistant", "content": message.content}
-
-
-def _fold(chunk: ChatCompletionChunk, tally: StreamTally) -> TextDelta | None:
-    """Record what `chunk` says in `tally`; return the text delta it carries, if any."""
-    usage = chunk.x_groq.usage if chunk.x_groq is not None else None
-    usage = chunk.usage or usage
-    if usage is not None:
-        tally.input_tokens = usage.prompt_tokens
-        tally.output_tokens = usage.completion_tokens
-    if not chunk.choices:
-        return None
-    choice = chunk.choices[0]
-    if choice.finish_reason is not None:
-        tally.finish(choice.finish_reason, _FINISH_REASONS.get(choice.finish_reason, "other"))
-    return tally.text(choice.delta.content)
+        return unavailable_error(self.name, model, f"the SDK failed: {detail}")

@@ -48,7 +48,9 @@ Accounting, so a reader can check it is fair:
   and LiteLLM's connector 4,000 (its default, 500 per host, would queue streams at C=1,000);
   tierbot's first-token, inter-token and connect deadlines are raised so that a saturated
   machine shows up as latency rather than as failovers. tierbot's own limits (its listen queue,
-  its provider client's pool) are left as they ship.
+  its provider client's pool) and its stream batching (`TIERBOT_API_STREAM_BATCH_MS`, 10 ms:
+  the first text at once, then at most one write per 10 ms) are left as they ship; the
+  "end p50" column (time to the answer's last text) shows what the batching costs.
 
 Targets (from the issue): tierbot's added TTFT p50 at concurrency 1 <= 1 ms; at every level,
 tierbot's added TTFT p50 and CPU per request < 1/4 of LiteLLM's.

@@ -44,9 +44,9 @@ of 128 (aiohttp's default) absorbs."""
 
 
 class Client(Protocol):
-    """Streams one answer; returns seconds to the first text, and the whole text."""
+    """Streams one answer; returns seconds to the first text and to its end, and the text."""
 
-    async def answer(self) -> tuple[float, str]: ...
+    async def answer(self) -> tuple[float, float, str]: ...
 
     async def aclose(self) -> None: ...
 
@@ -65,7 +65,7 @@ class SdkClient:
             http_client=openai.DefaultAsyncHttpxClient(limits=limits),
         )
 
-    async def answer(self) -> tuple[float, str]:
+    async def answer(self) -> tuple[float, float, str]:
         start = time.perf_counter()
         first = 0.0
         parts: list[str] = []
@@ -79,7 +79,7 @@ class SdkClient:
                     if not parts:
                         first = time.perf_counter() - start
                     parts.append(text)
-        return first, "".join(parts)
+        return first, time.perf_counter() - start, "".join(parts)
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -100,7 +100,7 @@ class LiteLLMClient:
             timeout=REQUEST_TIMEOUT_S,
         )
 
-    async def answer(self) -> tuple[float, str]:
+    async def answer(self) -> tuple[float, float, str]:
         start = time.perf_counter()
         first = 0.0
         parts: list[str] = []
@@ -113,7 +113,7 @@ class LiteLLMClient:
                 if not parts:
                     first = time.perf_counter() - start
                 parts.append(str(text))
-        return first, "".join(parts)
+        return first, time.perf_counter() - start, "".join(parts)
 
     async def aclose(self) -> None:
         return None  # the Router owns no resource that it lets a caller close
@@ -146,6 +146,8 @@ class Phase:
     """What one timed window measured: the answers that ended in it, and the counters' deltas."""
 
     ttft_s: list[float] = field(default_factory=list)
+    last_s: list[float] = field(default_factory=list)
+    """Seconds to the end of each good answer (its last text), in the order of `ttft_s`."""
     errors: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     cpu_self_s: float = 0.0
@@ -166,14 +168,14 @@ class Phase:
         self.listen_overflows = closed.overflows - opened.overflows
 
 
-async def _one(client: Client) -> tuple[float | None, str | None]:
-    """One answer: its time to first text, or the kind of error."""
+async def _one(client: Client) -> tuple[tuple[float, float] | None, str | None]:
+    """One answer: its times to first text and to the end, or the kind of error."""
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT_S):
-            ttft, text = await client.answer()
+            ttft, last, text = await client.answer()
     except Exception as exc:  # a lane's boundary: the failure is counted, the lane goes on
         return None, type(exc).__name__
-    return (ttft, None) if text == ANSWER else (None, "wrong_text")
+    return ((ttft, last), None) if text == ANSWER else (None, "wrong_text")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -202,7 +204,7 @@ class _Window:
         self.phase.errors = dict(self.errors)
         self.closed.set()
 
-    def record(self, ttft: float | None, error: str | None) -> None:
+    def record(self, times: tuple[float, float] | None, error: str | None) -> None:
         """One answer has ended: count it in the window, or toward opening it."""
         self.ended += 1
         if self.closed.is_set():
@@ -211,8 +213,9 @@ class _Window:
             if self.ended >= self.warmup:
                 self.open()
             return
-        if error is None and ttft is not None:
-            self.phase.ttft_s.append(ttft)
+        if error is None and times is not None:
+            self.phase.ttft_s.append(times[0])
+            self.phase.last_s.append(times[1])
         else:
             self.errors[str(error)] += 1
         if len(self.phase.ttft_s) + self.errors.total() >= self.requests:

@@ -45,6 +45,8 @@ class Run:
     errors: Mapping[str, int]
     p50_ms: float
     p99_ms: float
+    last_p50_ms: float
+    """Time to the end of the answer (its last text), p50."""
     load_cpu_ms: float
     """CPU of the load process (for litellm this includes the Router)."""
     server_cpu_ms: float
@@ -75,6 +77,7 @@ class Run:
             errors=errors,
             p50_ms=percentile(ttft, 50),
             p99_ms=percentile(ttft, 99),
+            last_p50_ms=percentile([1000 * float(t) for t in result.get("last_s", [])], 50),
             load_cpu_ms=1000 * float(result["cpu_self_s"]) / ran,
             server_cpu_ms=1000 * server / ran,
             fake_cpu_ms=1000 * cpu.get(str(watched["fake"]), 0.0) / ran,
@@ -103,6 +106,7 @@ class Cell:
     errors: Counter[str]
     p50_ms: float
     p99_ms: float
+    last_p50_ms: float
     load_cpu_ms: float
     server_cpu_ms: float
     fake_cpu_ms: float
@@ -127,6 +131,7 @@ def cell_of(runs: Sequence[Run]) -> Cell:
         errors=errors,
         p50_ms=_median(runs, lambda r: r.p50_ms),
         p99_ms=_median(runs, lambda r: r.p99_ms),
+        last_p50_ms=_median(runs, lambda r: r.last_p50_ms),
         load_cpu_ms=_median(runs, lambda r: r.load_cpu_ms),
         server_cpu_ms=_median(runs, lambda r: r.server_cpu_ms),
         fake_cpu_ms=_median(runs, lambda r: r.fake_cpu_ms),
@@ -177,8 +182,9 @@ def machine_line() -> str:
 
 _HEAD = (
     f"{'path':<9}{'conc':>5}{'ok':>6}{'err':>5}{'TTFT p50':>10}{'p99':>10}{'+p50':>10}"
-    f"{'CPU/req':>9}{'own':>7}{'req/s':>7}\n"
-    f"{'':<9}{'':>5}{'':>6}{'':>5}{'ms':>10}{'ms':>10}{'ms':>10}{'ms':>9}{'ms':>7}{'':>7}\n"
+    f"{'end p50':>9}{'CPU/req':>9}{'own':>7}{'req/s':>7}\n"
+    f"{'':<9}{'':>5}{'':>6}{'':>5}{'ms':>10}{'ms':>10}{'ms':>10}{'ms':>9}{'ms':>9}{'ms':>7}"
+    f"{'':>7}\n"
 )
 
 
@@ -186,12 +192,13 @@ def _row(cell: Cell, base: Cell) -> str:
     err = sum(cell.errors.values())
     head = f"{cell.path:<9}{cell.concurrency:>5}{cell.ok:>6}{err:>5}"
     times = f"{cell.p50_ms:>10.1f}{cell.p99_ms:>10.1f}"
+    end = f"{cell.last_p50_ms:>9.1f}"
     if cell.path == "baseline":
         cpu = f"[{cell.load_cpu_ms:.2f}]"
-        return f"{head}{times}{'-':>10}{cpu:>9}{'-':>7}{cell.throughput:>7.0f}\n"
+        return f"{head}{times}{'-':>10}{end}{cpu:>9}{'-':>7}{cell.throughput:>7.0f}\n"
     more = added(cell, base)
     return (
-        f"{head}{times}{more.ttft_ms:>+10.1f}{more.cpu_ms:>9.2f}{more.own_cpu_ms:>7.2f}"
+        f"{head}{times}{more.ttft_ms:>+10.1f}{end}{more.cpu_ms:>9.2f}{more.own_cpu_ms:>7.2f}"
         f"{cell.throughput:>7.0f}\n"
     )
 
@@ -271,9 +278,10 @@ def render(plan: Sequence[Level], runs: Sequence[Run], setup: str, elapsed_s: fl
     for level in levels:
         out.extend(_row(cells[path, level], cells["baseline", level]) for path in PATHS)
     out.append(
-        "\n+p50: TTFT p50 minus the baseline's. CPU/req: what the path adds (tierbot: its server "
-        "process; litellm: its process minus the baseline's); baseline: [its own SDK client]. "
-        "own: minus one SDK client's cost, like for like. Medians over runs.\n\n"
+        "\n+p50: TTFT p50 minus the baseline's. end p50: time to the answer's last text. "
+        "CPU/req: what the path adds (tierbot: its server process; litellm: its process minus "
+        "the baseline's); baseline: [its own SDK client]. own: minus one SDK client's cost, "
+        "like for like. Medians over runs.\n\n"
     )
     out.extend(_checks(cells, levels))
     out.append("\ntargets:\n")

@@ -311,3 +311,32 @@ async def test_a_client_that_leaves_cancels_the_generation(serve: Serve, fake_ll
         await fake_llm.disconnected("fast-groq")
     await asyncio.sleep(0.2)
     assert fake_llm.count("fast-gpt") == 0  # no fallback for a caller who is gone
+
+
+LONG = " ".join(f"token{i}" for i in range(40)) + "."
+
+
+async def test_a_fast_stream_is_sent_in_batches_after_its_first_text_at_once(
+    serve: Serve, fake_llm: FakeLLM
+) -> None:
+    fake_llm.script("fast-groq", Behaviour(text=LONG, tokens_per_second=1000))
+    _, chunks = await collect(await serve({"TIERBOT_API_STREAM_BATCH_MS": "20"}), "auto")
+    pieces = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
+    assert "".join(pieces) == LONG
+    assert pieces[0] == tokens(LONG)[0]  # the first text is not held back
+    assert len(pieces) < len(tokens(LONG)) / 2
+
+
+async def test_without_batching_every_piece_is_its_own_chunk(
+    serve: Serve, fake_llm: FakeLLM
+) -> None:
+    text = "one two three four five six"
+    fake_llm.script("fast-groq", Behaviour(text=text, tokens_per_second=50))
+    _, chunks = await collect(await serve({"TIERBOT_API_STREAM_BATCH_MS": "0"}), "auto")
+    pieces = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
+    assert pieces == tokens(text)
+    assert chunks[-1].usage is not None

@@ -41,9 +41,7 @@ async def test_a_hang_ends_at_the_callers_timeout_and_closes_the_request(
     await wait_for_disconnect(fake_llm, "m")
     events: list[StreamEvent] = []
     await collect(provider, chat("ok"), events)  # the client is still usable
-    assert [e for e in events if isinstance(e, TextDelta)] == [
-        TextDelta(text=t) for t in tokens(TEXT)
-    ]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == TEXT
 
 
 async def test_a_stall_mid_stream_times_out_after_the_idle_timeout(
@@ -56,7 +54,7 @@ async def test_a_stall_mid_stream_times_out_after_the_idle_timeout(
     with pytest.raises(ProviderTimeout, match=r"nothing received for 0\.3 s"):
         await collect(provider, chat("m"), events)
 
-    assert len(events) == 2
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "".join(tokens(TEXT)[:2])
     await wait_for_disconnect(fake_llm, "m")
 
 
