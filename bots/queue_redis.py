@@ -1,17 +1,19 @@
 """The Redis Streams queue: durable, shared by every web and worker process (one consumer group).
 
-`enqueue` is one Lua script: dedupe check, the chat's next sequence number, `XADD` and the dedupe
-key with its TTL, all or nothing. Acknowledged entries are deleted (`XACK` + `XDEL`), so the
+`enqueue` is one Lua script per message: dedupe check, the chat's next sequence number, `XADD`
+and the dedupe key with its TTL; concurrent enqueues share a script call
+(bots/queue_redis_enqueue.py). Acknowledged entries are deleted (`XACK` + `XDEL`), so the
 stream holds only unfinished work and is never trimmed: `MAXLEN` would silently drop pending
 entries on Redis < 8.2. Should entries vanish anyway, `XAUTOCLAIM` reports their ids; `claim`
 counts them (`dropped_pending`, fleet-wide in `stats`) and logs them at ERROR.
 
-Every call runs inside `asyncio.timeout` and turns Redis and socket errors into
-`QueueUnavailable`. A consumer group lost with its data (Redis restarted without persistence)
-is recreated on first use. Recommended client: `Redis.from_url(url, socket_connect_timeout=0.5,
-socket_timeout=None)`, RESP2 (the default). These timeouts bound every call, so no socket
-timeout is needed; and with one set, redis-py 8 writes through `asyncio.wait_for`, which on
-Python 3.11 can swallow a task's cancellation (measured: 55 of 300 cancels lost).
+Every call runs inside `asyncio.timeout` (an enqueue: `enqueue_timeout_s` from its own start,
+waiting for its script call included) and turns Redis and socket errors into `QueueUnavailable`.
+A consumer group lost with its data (Redis restarted without persistence) is recreated on first
+use. Recommended client: `Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=None)`.
+These timeouts bound every call, so no socket timeout is needed; and with one set, redis-py 8
+writes through `asyncio.wait_for`, which on Python 3.11 can swallow a task's cancellation
+(measured: 55 of 300 cancels lost).
 """
 
 from __future__ import annotations
@@ -28,22 +30,12 @@ from redis.typing import KeyT, StreamEntry, StreamIdT
 from bots.constants import CONSUMER_GROUP, PIPELINE_PREFIX
 from bots.errors import DeadLetterNotFound, QueueUnavailable, store_call
 from bots.queue import DeadEntry, Entry, QueueSettings, QueueStats
+from bots.queue_redis_enqueue import BatchedEnqueue, chat_key
 from bots.types import InboundMessage
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# KEYS: dedupe, stream, chat. ARGV: dedupe ttl ms, chat id, message json, chat ttl s.
-_ENQUEUE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local seq = redis.call('HINCRBY', KEYS[3], 'next', 1)
-redis.call('EXPIRE', KEYS[3], ARGV[4])
-local id = redis.call('XADD', KEYS[2], '*', 'chat', ARGV[2], 'seq', seq, 'm', ARGV[3])
-redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
-return id
-"""
-
 # KEYS: stream, dropped. ARGV: group, consumer, min idle ms, cursor, count.
 # Returns {next cursor, {{id, fields, deliveries}...}, {deleted ids}}.
 _CLAIM = """
@@ -101,7 +93,12 @@ class RedisQueue:
         self._stream = f"{prefix}stream"
         self._dead = f"{prefix}dead"
         self._dropped_key = f"{prefix}dropped"
-        self._enqueue = redis.register_script(_ENQUEUE)
+        self._enqueue = BatchedEnqueue(
+            redis,
+            prefix=prefix,
+            timeout_s=self._settings.enqueue_timeout_s,
+            chat_ttl_s=self._settings.chat_ttl_s,
+        )
         self._claim = redis.register_script(_CLAIM)
         self._dead_letter = redis.register_script(_DEAD_LETTER)
         self._replay = redis.register_script(_REPLAY)
@@ -115,12 +112,9 @@ class RedisQueue:
         return self._dropped
 
     async def enqueue(self, message: InboundMessage, dedupe_ttl_s: float) -> bool:
-        """Queue `message` unless its `dedupe_key` is still remembered; one atomic script."""
-        keys = (f"{self._prefix}dedupe:{message.dedupe_key}", self._stream, self._chat(message))
-        args = (_ms(dedupe_ttl_s), message.chat_id, message.to_json(), self._settings.chat_ttl_s)
-        async with self._call("enqueue", self._settings.enqueue_timeout_s):
-            reply = await self._enqueue(keys, args)
-        return reply is not None
+        """Queue `message` unless its `dedupe_key` is still remembered; concurrent calls share
+        one script call (bots/queue_redis_enqueue.py)."""
+        return await self._enqueue(message, _ms(dedupe_ttl_s))
 
     async def read(self, consumer: str, *, count: int = 10) -> tuple[Entry, ...]:
         """Hand out up to `count` new entries, waiting up to `block_ms` for the first."""
@@ -216,7 +210,7 @@ class RedisQueue:
             if not found:
                 raise DeadLetterNotFound(f"no dead-letter entry {dead_id}")
             message = found[0].message
-            keys = (self._dead, self._stream, self._chat(message))
+            keys = (self._dead, self._stream, chat_key(self._prefix, message.chat_id))
             args = (dead_id, message.chat_id, message.to_json(), self._settings.chat_ttl_s)
             new_id = await self._replay(keys, args)
         if new_id is None:
@@ -245,9 +239,6 @@ class RedisQueue:
             dead=int(dead),
             dropped_pending=int(dropped),
         )
-
-    def _chat(self, message: InboundMessage) -> str:
-        return f"{self._prefix}chat:{message.chat_id}"
 
     def _call(self, what: str, timeout_s: float) -> AbstractAsyncContextManager[None]:
         return store_call(f"queue {what} stream={self._stream}", timeout_s, QueueUnavailable)

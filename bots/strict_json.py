@@ -38,15 +38,22 @@ def describe(exc: ValidationError) -> str:
 
 
 def _check(value: object) -> None:
-    stack: list[tuple[object, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth >= MAX_DEPTH:
-                raise BadUpdate(f"nested deeper than {MAX_DEPTH}")
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise BadUpdate("number out of range")
-        elif isinstance(item, int) and not -_INT64_LIMIT <= item < _INT64_LIMIT:
-            raise BadUpdate("integer outside 64 bits")
+    """Walk the document level by level: no recursion, and no allocation per item (it is hot)."""
+    level = [value]
+    depth = 0
+    while level:
+        children: list[object] = []
+        for item in level:
+            if isinstance(item, str):
+                continue
+            if isinstance(item, dict | list):
+                if depth >= MAX_DEPTH:
+                    raise BadUpdate(f"nested deeper than {MAX_DEPTH}")
+                children.extend(item.values() if isinstance(item, dict) else item)
+            elif isinstance(item, float):
+                if not math.isfinite(item):
+                    raise BadUpdate("number out of range")
+            elif isinstance(item, int) and not -_INT64_LIMIT <= item < _INT64_LIMIT:
+                raise BadUpdate("integer outside 64 bits")
+        level = children
+        depth += 1

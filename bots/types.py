@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 Channel = Literal["telegram", "whatsapp"]
@@ -41,10 +41,14 @@ class InboundMessage:
     """The user edited an earlier message (Telegram `edited_message`)."""
 
     def to_json(self) -> str:
-        """Serialise for the queue."""
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        """Serialise for the queue (every field is a str, float, bool or None: no deep copy)."""
+        values = {name: getattr(self, name) for name in _INBOUND_FIELDS}
+        return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> InboundMessage:
         """Read back what `to_json` wrote."""
         return cls(**json.loads(raw))
+
+
+_INBOUND_FIELDS = tuple(field.name for field in fields(InboundMessage))

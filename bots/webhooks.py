@@ -16,6 +16,7 @@ from aiohttp import web
 from bots.channel_settings import ChannelSettings
 from bots.errors import BadUpdate, QueueUnavailable
 from bots.ids import hash_id
+from bots.metrics import Metrics
 from bots.queue import dedupe_ttl_s
 from bots.telegram_ingest import parse_update
 from bots.types import Channel, InboundMessage
@@ -31,6 +32,8 @@ TELEGRAM_MAX_BODY_BYTES = 1024 * 1024
 WHATSAPP_MAX_BODY_BYTES = 4 * 1024 * 1024
 ENQUEUE_TIMEOUT_S = 1.0
 """A request whose messages are not all queued by then is answered 503, so the platform retries."""
+_OK_BODY = b"{}"
+_JSON = "application/json"
 
 
 class Enqueue(Protocol):
@@ -61,6 +64,8 @@ class WebhookContext:
     id_key: bytes
     """Key of the HMAC that turns chat ids into log-safe identifiers."""
     clock: Callable[[], float]
+    metrics: Metrics | None
+    """Counts the deliveries refused as duplicates, when given."""
 
 
 WEBHOOKS = web.AppKey("webhooks", WebhookContext)
@@ -72,6 +77,7 @@ def add_webhook_routes(
     channels: ChannelSettings,
     enqueue: Enqueue,
     id_key: bytes,
+    metrics: Metrics | None = None,
     clock: Callable[[], float] = time.time,
 ) -> IgnoredUpdates:
     """Serve both webhooks on `app`; a channel without credentials answers 404.
@@ -79,7 +85,12 @@ def add_webhook_routes(
     Returns the ignored-update counters the handlers fill.
     """
     context = WebhookContext(
-        channels=channels, enqueue=enqueue, ignored=IgnoredUpdates(), id_key=id_key, clock=clock
+        channels=channels,
+        enqueue=enqueue,
+        ignored=IgnoredUpdates(),
+        id_key=id_key,
+        clock=clock,
+        metrics=metrics,
     )
     app[WEBHOOKS] = context
     app.router.add_post(TELEGRAM_PATH, telegram_webhook)
@@ -105,8 +116,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     except BadUpdate as exc:
         logger.info("telegram webhook: bad update: %s", exc)
         return _error(400, "bad update")
-    messages = [] if message is None else [message]
-    return await _enqueue_all(context, "telegram", messages)
+    return await _enqueue_all(context, "telegram", () if message is None else (message,))
 
 
 async def whatsapp_verification(request: web.Request) -> web.Response:
@@ -158,13 +168,16 @@ async def _enqueue_all(
     context: WebhookContext, channel: Channel, messages: Sequence[InboundMessage]
 ) -> web.Response:
     """200 once every message is durably queued (or was already); 503 otherwise."""
+    if not messages:
+        return _ok()
     ttl_s = dedupe_ttl_s(channel)
     queued = 0
     try:
         async with asyncio.timeout(ENQUEUE_TIMEOUT_S):
             for message in messages:
-                await context.enqueue(message, ttl_s)
+                fresh = await context.enqueue(message, ttl_s)
                 queued += 1
+                _queued(context, channel, message, fresh)
     except (QueueUnavailable, TimeoutError) as exc:
         failed = messages[queued]
         logger.warning(
@@ -177,21 +190,37 @@ async def _enqueue_all(
             type(exc).__name__,
         )
         return _error(503, "queue unavailable, retry later")
-    for message in messages:
+    return _ok()
+
+
+def _queued(
+    context: WebhookContext, channel: Channel, message: InboundMessage, fresh: bool
+) -> None:
+    """Note a message the queue took, or refused as a duplicate delivery."""
+    if fresh:
         logger.debug("%s webhook: queued %s kind=%s", channel, message.dedupe_key, message.kind)
-    return web.json_response({})
+        return
+    logger.debug("%s webhook: duplicate %s kind=%s", channel, message.dedupe_key, message.kind)
+    if context.metrics is not None:
+        context.metrics.duplicate_dropped(channel)
 
 
 async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
-    """The raw body, or None when it is (or claims to be) longer than `limit` bytes."""
+    """The raw body, or None when it is (or claims to be) longer than `limit` bytes.
+
+    Counted as it arrives, after any Content-Encoding is undone, so a compressed body cannot
+    grow past `limit` either.
+    """
     if request.content_length is not None and request.content_length > limit:
         return None
-    body = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.content.iter_any():
-        body.extend(chunk)
-        if len(body) > limit:
+        size += len(chunk)
+        if size > limit:
             return None
-    return bytes(body)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _same(presented: str | None, expected: str) -> bool:
@@ -199,6 +228,10 @@ def _same(presented: str | None, expected: str) -> bool:
     if presented is None:
         return False
     return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected.encode())
+
+
+def _ok() -> web.Response:
+    return web.Response(body=_OK_BODY, content_type=_JSON)
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -23,8 +23,17 @@ from bots.queue import (
 )
 from bots.queue_memory import MemoryQueue
 from bots.queue_redis import RedisQueue
+from bots.queue_redis_enqueue import MAX_BATCH
 from tests.bots.pipeline_support import TTL, message
-from tests.bots.redis_fixtures import Blackhole, fixture_prefix, fixture_redis_client, free_port  # noqa: F401
+from tests.bots.redis_fixtures import (  # noqa: F401
+    Blackhole,
+    PrivateRedis,
+    connect,
+    fixture_prefix,
+    fixture_private_redis,
+    fixture_redis_client,
+    free_port,
+)
 
 MakeQueue = Callable[[QueueSettings], Queue]
 
@@ -340,3 +349,90 @@ async def test_a_hung_redis_raises_queue_unavailable_within_one_second() -> None
             assert 0.7 <= time.monotonic() - started < 1.0
         finally:
             await client.aclose()
+
+
+# --- Redis: concurrent enqueues share script calls (bots/queue_redis_enqueue.py) -------------
+
+
+async def test_concurrent_enqueues_share_script_calls_in_arrival_order(
+    private_redis: PrivateRedis,
+) -> None:
+    client = await connect(private_redis.url)
+    queue = RedisQueue(client, QueueSettings(block_ms=50))
+    chats = ("a", "b", "c")
+    try:
+        assert await queue.enqueue(message("warm-up"), TTL)  # loads the script
+        await client.config_resetstat()
+        results = await asyncio.gather(
+            *(queue.enqueue(message(chats[n % 3], n // 3 + 1), TTL) for n in range(250))
+        )
+        calls = (await client.info("commandstats"))["cmdstat_evalsha"]["calls"]
+        entries = (await queue.read("w1", count=300))[1:]
+    finally:
+        await client.aclose()
+
+    assert results == [True] * 250
+    assert calls == -(-250 // MAX_BATCH)  # 100 + 100 + 50
+    assert [(e.message.chat_id, e.seq, e.message.dedupe_key) for e in entries] == [
+        (chats[n % 3], n // 3 + 1, f"tg:{chats[n % 3]}:{n // 3 + 1}") for n in range(250)
+    ]
+
+
+async def test_a_message_the_script_cannot_store_fails_alone(
+    redis_client: Redis, prefix: str
+) -> None:
+    queue = RedisQueue(redis_client, QueueSettings(block_ms=50), prefix=prefix)
+    await redis_client.set(f"{prefix}chat:bad", "not a hash")
+
+    results = await asyncio.gather(
+        *(queue.enqueue(message(chat), TTL) for chat in ("a", "bad", "b")), return_exceptions=True
+    )
+
+    assert [type(r).__name__ for r in results] == ["bool", "QueueUnavailable", "bool"]
+    assert "ResponseError: WRONGTYPE" in str(results[1])
+    assert [e.message.chat_id for e in await queue.read("w1")] == ["a", "b"]
+    await redis_client.delete(f"{prefix}chat:bad")
+    assert await queue.enqueue(message("bad"), TTL)  # its failure was not remembered
+
+
+async def test_a_failed_append_leaves_no_gap_in_the_chat_sequence(
+    redis_client: Redis, prefix: str
+) -> None:
+    queue = RedisQueue(redis_client, QueueSettings(block_ms=50), prefix=prefix)
+    assert await queue.enqueue(message(n=1), TTL)
+    await redis_client.rename(f"{prefix}stream", f"{prefix}saved")
+    await redis_client.set(f"{prefix}stream", "not a stream")
+
+    with pytest.raises(QueueUnavailable, match="WRONGTYPE"):
+        await queue.enqueue(message(n=2), TTL)
+
+    await redis_client.delete(f"{prefix}stream")
+    await redis_client.rename(f"{prefix}saved", f"{prefix}stream")
+    assert await queue.enqueue(message(n=2), TTL)
+    assert [(e.seq, e.message.dedupe_key) for e in await queue.read("w1")] == [
+        (1, "tg:c1:1"),
+        (2, "tg:c1:2"),
+    ]
+
+
+async def test_enqueues_waiting_behind_a_hung_call_fail_within_their_own_second() -> None:
+    async def timed(hung: RedisQueue, n: int) -> float:
+        started = time.monotonic()
+        with pytest.raises(QueueUnavailable, match="TimeoutError"):
+            await hung.enqueue(message(n=n), TTL)
+        return time.monotonic() - started
+
+    async def later_wave(hung: RedisQueue) -> list[float]:
+        await asyncio.sleep(0.3)  # while the first wave's script call hangs
+        return await asyncio.gather(*(timed(hung, n) for n in range(10, 20)))
+
+    async with Blackhole() as hole:
+        client = Redis(host="127.0.0.1", port=hole.port)
+        hung = RedisQueue(client)
+        try:
+            first, second = await asyncio.gather(
+                asyncio.gather(*(timed(hung, n) for n in range(10))), later_wave(hung)
+            )
+        finally:
+            await client.aclose()
+    assert [0.7 <= s < 1.0 for s in [*first, *second]] == [True] * 20

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import hashlib
 import hmac
 import json
@@ -13,10 +15,15 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
+from redis.asyncio import Redis
 
 from bots.channel_settings import ChannelSettings
+from bots.metrics import Metrics
+from bots.queue import QueueSettings
 from bots.queue_memory import MemoryQueue
+from bots.queue_redis import RedisQueue
 from bots.webhooks import Enqueue, add_webhook_routes
+from tests.bots.redis_fixtures import fixture_prefix, fixture_redis_client  # noqa: F401
 from tests.bots.webhook_support import (
     ACCESS_TOKEN,
     APP_SECRET,
@@ -30,6 +37,7 @@ from tests.bots.webhook_support import (
     Client,
     RecordingQueue,
     channels,
+    duplicates,
     handshake,
     ignored,
     serve,
@@ -128,6 +136,21 @@ async def test_a_chunked_body_is_cut_off_at_the_limit(client: Client) -> None:
         assert response.status == 413
 
 
+async def test_a_compressed_body_is_bounded_once_inflated(
+    client: Client, queue: RecordingQueue
+) -> None:
+    headers = {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET, "Content-Encoding": "gzip"}
+    bomb = gzip.compress(b" " * (1024 * 1024 + 1))  # about 1 KiB on the wire
+
+    async with client.post("/telegram/webhook", data=bomb, headers=headers) as response:
+        assert response.status == 413
+    async with client.post(
+        "/telegram/webhook", data=gzip.compress(tg_update()), headers=headers
+    ) as response:
+        assert response.status == 200
+    assert [m.dedupe_key for m in queue.messages] == ["tg:100"]
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -165,6 +188,33 @@ async def test_a_duplicate_update_is_offered_twice_and_answered_200_twice(
 ) -> None:
     assert [await tg_post(client, tg_update(7)) for _ in range(2)] == [200, 200]
     assert [m.dedupe_key for m in queue.messages] == ["tg:7", "tg:7"]
+
+
+async def test_a_duplicate_delivery_is_counted_in_the_metrics(
+    aiohttp_client: AiohttpClient, queue: RecordingQueue
+) -> None:
+    metrics = Metrics()
+    client = await serve(aiohttp_client, queue, channels(), metrics)
+
+    assert [await tg_post(client, tg_update(n)) for n in (7, 7, 8, 7)] == [200] * 4
+    assert (duplicates(metrics, "telegram"), duplicates(metrics, "whatsapp")) == (2.0, None)
+
+
+async def test_concurrent_deliveries_over_redis_are_queued_once_each(
+    aiohttp_client: AiohttpClient, redis_client: Redis, prefix: str
+) -> None:
+    queue = RedisQueue(redis_client, QueueSettings(block_ms=50), prefix=prefix)
+    metrics = Metrics()
+    client = await serve(aiohttp_client, queue.enqueue, channels(), metrics)
+    update_ids = [n % 30 for n in range(40)]  # 40 at once, as Telegram's max_connections
+
+    statuses = await asyncio.gather(*(tg_post(client, tg_update(n)) for n in update_ids))
+
+    assert statuses == [200] * 40
+    entries = await queue.read("w1", count=100)
+    assert sorted(e.message.dedupe_key for e in entries) == sorted(f"tg:{n}" for n in range(30))
+    assert [e.seq for e in entries] == list(range(1, 31))
+    assert duplicates(metrics, "telegram") == 10.0
 
 
 async def test_an_unavailable_queue_is_503_so_telegram_retries(

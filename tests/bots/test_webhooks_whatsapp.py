@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
 from bots.channel_settings import ChannelSettings
+from bots.metrics import Metrics
 from tests.bots.json_mutation import flip
 from tests.bots.webhook_support import (
     BSUID,
@@ -18,6 +19,7 @@ from tests.bots.webhook_support import (
     Client,
     RecordingQueue,
     channels,
+    duplicates,
     handshake,
     ignored,
     serve,
@@ -137,6 +139,18 @@ async def test_unsupported_whatsapp_messages_are_200_and_counted(
     assert await wa_post(client, wa_body(wa_value([image, wa_msg()]))) == 200
     assert [m.dedupe_key for m in queue.messages] == ["wa:msg:wamid.A"]
     assert ignored(client).whatsapp == Counter({"message:image": 1})
+
+
+async def test_duplicate_whatsapp_deliveries_are_counted_in_the_metrics(
+    aiohttp_client: AiohttpClient, queue: RecordingQueue
+) -> None:
+    metrics = Metrics()
+    client = await serve(aiohttp_client, queue, channels(), metrics)
+    batch = wa_body(wa_value([wa_msg("wamid.1"), wa_msg("wamid.2")]))
+
+    assert [await wa_post(client, batch) for _ in range(2)] == [200, 200]
+    assert await wa_post(client, wa_body(wa_value([wa_msg("wamid.2"), wa_msg("wamid.3")]))) == 200
+    assert (duplicates(metrics, "whatsapp"), duplicates(metrics, "telegram")) == (3.0, None)
 
 
 async def test_a_batch_the_queue_takes_only_partly_is_503(

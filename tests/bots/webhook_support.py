@@ -14,8 +14,9 @@ from pytest_aiohttp import AiohttpClient
 
 from bots.channel_settings import ChannelSettings
 from bots.errors import QueueUnavailable
+from bots.metrics import Metrics
 from bots.types import InboundMessage
-from bots.webhooks import WEBHOOKS, IgnoredUpdates, add_webhook_routes
+from bots.webhooks import WEBHOOKS, Enqueue, IgnoredUpdates, add_webhook_routes
 
 BOT_TOKEN = "123456789:AAFakeTokenForTests_0123456789abcdef"
 TG_SECRET = "tg-secret_0123456789"
@@ -71,14 +72,28 @@ def channels(*, telegram: bool = True, whatsapp: bool = True) -> ChannelSettings
 
 
 async def serve(
-    aiohttp_client: AiohttpClient, queue: RecordingQueue, settings: ChannelSettings
+    aiohttp_client: AiohttpClient,
+    queue: Enqueue,
+    settings: ChannelSettings,
+    metrics: Metrics | None = None,
 ) -> Client:
     """Our webhook routes on a fresh app under aiohttp's TestServer, on loopback."""
     app = web.Application()
     add_webhook_routes(
-        app, channels=settings, enqueue=queue, id_key=b"log-key", clock=lambda: CLOCK
+        app,
+        channels=settings,
+        enqueue=queue,
+        id_key=b"log-key",
+        metrics=metrics,
+        clock=lambda: CLOCK,
     )
     return await aiohttp_client(app)
+
+
+def duplicates(metrics: Metrics, channel: str) -> float | None:
+    """What `tierbot_duplicates_dropped_total` says for `channel`."""
+    labels = {"channel": channel}
+    return metrics.registry.get_sample_value("tierbot_duplicates_dropped_total", labels)
 
 
 def ignored(client: Client) -> IgnoredUpdates:
