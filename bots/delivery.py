@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,16 +42,25 @@ class Delivered:
 
 
 class StopSignal(Protocol):
-    """Tells a streaming delivery that the user pressed stop in this chat."""
+    """Tells a streaming delivery that the user pressed the stop button of one of its drafts.
 
-    async def stopped(self, chat_id: str) -> bool: ...
+    The delivery `open`s a draft before the user can see it and `close`s it when the stream
+    ends; a press counts only for that draft, and only while it is open.
+    """
+
+    async def open(self, chat_id: str, draft_id: str) -> None: ...
+
+    async def stopped(self, chat_id: str, draft_id: str) -> bool: ...
+
+    async def close(self, chat_id: str, draft_id: str) -> None: ...
 
 
 class Delivery(Protocol):
     """Shows answers in one platform's chats, within its limits (rate, length, formatting)."""
 
-    async def typing(self, message: InboundMessage) -> None:
-        """Show at once that an answer is coming (typing action / read receipt)."""
+    def typing(self, message: InboundMessage) -> AbstractAsyncContextManager[None]:
+        """Show at once that an answer is coming (typing action / read receipt) and renew it
+        until the block ends, however it ends, or the answer's first text shows."""
         ...
 
     async def stream(

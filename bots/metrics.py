@@ -9,8 +9,9 @@ process reports the same numbers, and the last `QueueStats` given is what a scra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import assert_never
 
 from aiohttp import web
@@ -22,7 +23,6 @@ from bots.errors import StoreUnavailable
 from bots.queue import Queue, QueueStats
 from routing.breaker import Breaker, BreakerState, BreakerStatus
 from routing.execution_types import Outcome
-from routing.types import Decision
 
 logger = logging.getLogger(__name__)
 
@@ -147,20 +147,8 @@ class Metrics:
         if outcome.cost_usd > 0:
             self._cost.labels(tier).inc(outcome.cost_usd)
 
-    def observe_decision(
-        self, decision: Decision, *, base_tier: int, raising: Collection[str]
-    ) -> str | None:
-        """Count an escalation when `decision` is above `base_tier`; return its cause (the
-        decision's reason codes found in `raising`, comma-joined, else `policy`), or None."""
-        if decision.tier <= base_tier:
-            return None
-        causes = [code for code in decision.reason_codes() if code in raising]
-        cause = ",".join(dict.fromkeys(causes)) or "policy"
-        self._escalations.labels(cause).inc()
-        return cause
-
     def escalated(self, cause: str) -> None:
-        """Count one escalation whose cause the caller already knows."""
+        """Count a turn routed above its base tier (`bots.pipeline.escalation_cause`)."""
         self._escalations.labels(cause).inc()
 
     def dead_lettered(self, count: int = 1) -> None:
@@ -213,15 +201,24 @@ class MetricsRefresher:
         states = [await self._breaker.state(key) for key in self._keys]
         self._metrics.observe_breakers(states)
 
-    async def _run(self) -> None:
-        while True:
-            await self.refresh()
-            await asyncio.sleep(self._interval_s)
-
-    async def __call__(self, _app: web.Application) -> AsyncIterator[None]:
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Refresh in a task of its own while the block runs."""
         task = asyncio.create_task(self._run(), name="metrics-refresher")
         try:
             yield
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # task boundary: the next round tries again
+                logger.exception("metrics refresh failed")
+            await asyncio.sleep(self._interval_s)
+
+    async def __call__(self, _app: web.Application) -> AsyncIterator[None]:
+        async with self.running():
+            yield

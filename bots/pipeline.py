@@ -30,13 +30,22 @@ from bots.records import TurnFacts, turn_record
 from bots.replies import Reply, reply
 from bots.types import InboundMessage
 from feedback.types import EventKind, EventRecord, Rating
-from routing.types import Conversation, Turn
+from routing.types import Conversation, Decision, Turn
 
 logger = logging.getLogger(__name__)
 
 RAISING = ("rule", "confidence_band", FAILED_ANSWER, "context_fit", "channel_floor", "feedback")
 """Decision reasons that move a turn above its base tier (the causes of an escalation event)."""
 APOLOGY_TIMEOUT_S = 5.0
+
+
+def escalation_cause(decision: Decision, *, base_tier: int) -> str | None:
+    """Why `decision` is above `base_tier`: its `RAISING` reason codes, comma-joined (else
+    `policy`); None when it is not above. The feedback log and the metrics both use it."""
+    if decision.tier <= base_tier:
+        return None
+    causes = [code for code in decision.reason_codes() if code in RAISING]
+    return ",".join(dict.fromkeys(causes)) or "policy"
 
 
 class Pipeline:
@@ -98,32 +107,38 @@ class Pipeline:
         message = entries[-1].message
         if not await self.admit(message):
             return None
-        started = self.parts.clock()
-        history = await self.parts.history.load(message.chat_id)
-        turn_id = self.turn_id(entries[0].message)
-        question = Turn(
-            role="user",
-            text=coalesced_text(entries),
-            ts=message.ts or started,
-            turn_id=f"{turn_id}.q",
-        )
-        conversation = self.conversation(message, (*history, question))
-        decision = self.parts.router.decide(conversation)
-        decision, notice = await self._feedback.failed_answer(message, decision, history, turn_id)
-        return await self.answer(
-            Ask(
-                message=message,
-                turn_id=turn_id,
-                conversation=conversation,
-                question=question,
-                decision=decision,
-                notice=notice,
-                started=started,
+        async with self.delivery(message).typing(message):
+            started = self.parts.clock()
+            history = await self.parts.history.load(message.chat_id)
+            turn_id = self.turn_id(entries[0].message)
+            question = Turn(
+                role="user",
+                text=coalesced_text(entries),
+                ts=message.ts or started,
+                turn_id=f"{turn_id}.q",
             )
-        )
+            conversation = self.conversation(message, (*history, question))
+            decision = self.parts.router.decide(conversation)
+            feedback = self._feedback
+            decision, notice = await feedback.failed_answer(message, decision, history, turn_id)
+            return await self.answer(
+                Ask(
+                    message=message,
+                    turn_id=turn_id,
+                    conversation=conversation,
+                    question=question,
+                    decision=decision,
+                    notice=notice,
+                    started=started,
+                )
+            )
 
     async def admit(self, message: InboundMessage) -> bool:
-        """Check the user's rate limit and budget: refuse politely, or show typing at once."""
+        """Check the user's rate limit and budget; refuse politely if either says no.
+
+        An admitted message is answered inside `delivery(message).typing(message)`, so the
+        typing indicator lasts as long as the turn and not a moment longer, even if it fails.
+        """
         delivery = self.delivery(message)
         refusal: Reply | None = None
         if not (await self.parts.limiter.hit(message.user_id)).allowed:
@@ -131,7 +146,6 @@ class Pipeline:
         elif not await self.parts.budget.allows(message.user_id):
             refusal, kind = "budget", EventKind.BUDGET_BLOCKED
         if refusal is None:
-            await delivery.typing(message)
             return True
         logger.info("turn refused chat=%s reason=%s", self.hash(message.chat_id), refusal)
         self.event(kind, message)
@@ -149,7 +163,6 @@ class Pipeline:
             policy=self.policy,
             settings=self.parts.execution,
         )
-        await self.parts.stop.clear(message.chat_id)
         logger.info(
             "answering chat=%s turn=%s tier=%s reasons=%s",
             self.hash(message.chat_id),
@@ -204,13 +217,15 @@ class Pipeline:
             )
 
     def _escalation(self, ask: Ask) -> None:
-        """An escalation event when the turn went above its base tier."""
+        """When the turn went above its base tier: an escalation event and its count, by cause."""
         decision = ask.decision
-        if decision.tier <= self.policy.base_tier(decision.scores.complexity):
+        base_tier = self.policy.base_tier(decision.scores.complexity)
+        cause = escalation_cause(decision, base_tier=base_tier)
+        if cause is None:
             return
-        causes = [code for code in decision.reason_codes() if code in RAISING]
-        cause = ",".join(dict.fromkeys(causes)) or "policy"
         self.event(EventKind.ESCALATION, ask.message, turn_id=ask.turn_id, cause=cause)
+        if self.parts.metrics is not None:
+            self.parts.metrics.escalated(cause)
 
     async def _apologise(self, message: InboundMessage) -> None:
         delivery = self.parts.deliveries.get(message.channel)

@@ -114,27 +114,32 @@ class Feedback:
         host = self._host
         if not await host.admit(message):
             return None
-        await host.parts.ledger.add_retry(message.chat_id)
-        asked, answered = found
-        earlier = history[answered]
-        started = host.parts.clock()
-        turn_id = host.turn_id(message)
-        conversation = host.conversation(message, history[: asked + 1])
-        decision = self._one_up(host.parts.router.decide(conversation), earlier, message, choice)
-        cause = _MISROUTE_CAUSES[choice]
-        host.event(EventKind.MISROUTE, message, turn_id=turn_id, related=earlier, cause=cause)
-        question = Turn(role="user", text=history[asked].text, ts=started, turn_id=f"{turn_id}.q")
-        return await host.answer(
-            Ask(
-                message=message,
-                turn_id=turn_id,
-                conversation=conversation,
-                question=question,
-                decision=decision,
-                notice=reply("stronger", message),
-                started=started,
+        async with host.delivery(message).typing(message):
+            await host.parts.ledger.add_retry(message.chat_id)
+            asked, answered = found
+            earlier = history[answered]
+            started = host.parts.clock()
+            turn_id = host.turn_id(message)
+            conversation = host.conversation(message, history[: asked + 1])
+            decision = self._one_up(
+                host.parts.router.decide(conversation), earlier, message, choice
             )
-        )
+            cause = _MISROUTE_CAUSES[choice]
+            host.event(EventKind.MISROUTE, message, turn_id=turn_id, related=earlier, cause=cause)
+            question = Turn(
+                role="user", text=history[asked].text, ts=started, turn_id=f"{turn_id}.q"
+            )
+            return await host.answer(
+                Ask(
+                    message=message,
+                    turn_id=turn_id,
+                    conversation=conversation,
+                    question=question,
+                    decision=decision,
+                    notice=reply("stronger", message),
+                    started=started,
+                )
+            )
 
     def _one_up(
         self, decision: Decision, earlier: Turn, message: InboundMessage, choice: str

@@ -14,7 +14,6 @@ from bots.delivery import Delivery
 from bots.history import HistoryStore
 from bots.limits import RateLimiter, SpendBudget
 from bots.metrics import Metrics
-from bots.stop_signal import StopSwitch
 from bots.types import Channel, InboundMessage
 from feedback.types import EventRecord, TurnRecord
 from routing.execution_settings import ExecutionSettings
@@ -42,7 +41,6 @@ class PipelineParts:
     limiter: RateLimiter
     budget: SpendBudget
     ledger: ChatLedger
-    stop: StopSwitch
     feedback: FeedbackSink
     id_key: bytes
     """Key of the HMAC that makes turn ids and the chat ids in logs."""

@@ -168,13 +168,13 @@ def build_stores(settings: WorkerSettings, redis: Redis | None) -> Stores:
 
 
 def webhook_enqueue(stores: Stores) -> Enqueue:
-    """The webhooks' `Enqueue`: a stop press raises the chat's stop switch at once (a queued
+    """The webhooks' `Enqueue`: a stop press raises its draft's stop switch at once (a queued
     stop would wait behind the chat's lock), and every update is queued for the record."""
 
     async def enqueue(message: InboundMessage, ttl_s: float, /) -> bool:
-        if message.kind == "stop":
+        if message.kind == "stop" and message.payload is not None:
             try:
-                await stores.stop.set(message.chat_id)
+                await stores.stop.press(message.chat_id, message.payload)
             except StoreUnavailable as exc:
                 raise QueueUnavailable(f"stop switch: {exc}") from exc
         return await stores.queue.enqueue(message, ttl_s)
@@ -212,7 +212,7 @@ async def open_deliveries(
             deliveries["telegram"] = telegram
         if channels.whatsapp_enabled:
             session = await stack.enter_async_context(aiohttp.ClientSession())
-            whatsapp = WhatsAppDelivery(session, channels, stop=stop)
+            whatsapp = WhatsAppDelivery(session, channels)
             stack.push_async_callback(whatsapp.aclose)
             deliveries["whatsapp"] = whatsapp
         yield deliveries
@@ -242,13 +242,12 @@ async def run_worker(messaging: Messaging, llm: LLMStack) -> AsyncIterator[Worke
                 limiter=stores.limiter,
                 budget=stores.budget,
                 ledger=stores.ledger,
-                stop=stores.stop,
                 feedback=log,
                 id_key=messaging.id_key,
                 metrics=messaging.metrics,
             )
         )
-        queue = DeadLetterAlarm(stores.queue, _dead_letter_event(log))
+        queue = DeadLetterAlarm(stores.queue, _dead_letter_event(log), metrics=messaging.metrics)
         turns = ChatTurns(
             queue=queue,
             gate=stores.gate,

@@ -9,6 +9,7 @@ import functools
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -18,7 +19,9 @@ from bots.admin_settings import AdminSettings, load_admin_settings
 from bots.api_settings import load_api_settings
 from bots.assembly import build_llm_stack
 from bots.channel_settings import load_channel_settings
-from bots.metrics import Metrics
+from bots.metrics import Metrics, MetricsRefresher
+from bots.openai_api import LLM
+from bots.queue import Queue
 from bots.runtime import ROLES, Messaging, Role, build_stores, connect_redis
 from bots.web import create_app, create_worker_app
 from bots.worker_settings import WorkerSettings, load_worker_settings
@@ -118,6 +121,7 @@ def build_serving(args: argparse.Namespace, *, policy: Policy, router: Router) -
         worker_app = create_worker_app(messaging=messaging, llm=llm)
         if _admin_on(admin):
             mount_admin(worker_app, settings=admin, feedback=messaging.feedback, metrics=metrics)
+            worker_app.cleanup_ctx.append(refresh_metrics(metrics, messaging.stores.queue))
         return Serving(
             app=worker_app,
             host=settings.admin_host if args.host is None else args.host,
@@ -132,6 +136,7 @@ def build_serving(args: argparse.Namespace, *, policy: Policy, router: Router) -
         listener = AdminListener(
             admin_app, host=messaging.settings.admin_host, port=messaging.settings.admin_port
         )
+        app.cleanup_ctx.append(refresh_metrics(metrics, messaging.stores.queue))
         app.cleanup_ctx.append(listener)
     return Serving(
         app=app,
@@ -139,6 +144,22 @@ def build_serving(args: argparse.Namespace, *, policy: Policy, router: Router) -
         port=api.port if args.port is None else args.port,
         shutdown_grace_s=grace,
     )
+
+
+def refresh_metrics(
+    metrics: Metrics, queue: Queue
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A `cleanup_ctx` entry, appended after the LLM stack's: while the app runs, refresh the
+    queue's stats and the breaker of every `provider:model` of the tier chains into `metrics`."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        llm = app[LLM]
+        keys = [link.key for chain in llm.chains for link in chain]
+        refresher = MetricsRefresher(metrics, queue=queue, breaker=llm.breaker, keys=keys)
+        async with refresher.running():
+            yield
+
+    return lifetime
 
 
 def _admin_on(admin: AdminSettings) -> bool:

@@ -1,17 +1,22 @@
-"""The stop switch: a webhook sets it when the user presses stop; streaming deliveries poll it.
+"""The stop switch: one flag per streaming draft, raised when the user presses its stop button.
 
-A stop press must reach the worker that is streaming the chat's answer while that worker holds
-the chat's lock, so it cannot wait in the queue behind the chat. The webhook sets the chat's
-switch at once (before it queues the update for the record); the delivery's `stopped` poll
-sees it and cancels the stream. The pipeline clears the switch when it starts a new answer, so
-a press that came after an answer ended does not stop the next one. A set switch expires after
-`ttl_s` on its own.
+A Telegram draft streamed with `can_stop` gets a stop button; pressing it sends
+`stopped_message_generation` with the chat and the draft's id. That press must reach the worker
+that streams the draft while it holds the chat's lock, so it cannot wait in the queue behind the
+chat: the webhook `press`es the switch at once, and the delivery's `stopped` poll sees it.
+
+Flags are keyed by chat and draft, so a press stops only the generation of its own draft. The
+delivery `open`s a draft before its first update reaches the user and `close`s it when the
+stream ends; a press for a draft that is not open (finished, expired, or never ours) is ignored,
+counted in `ignored` and logged at DEBUG. An open draft expires after `ttl_s` on its own.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -19,54 +24,99 @@ from redis.asyncio import Redis
 from bots.constants import STOP_PREFIX
 from bots.errors import store_call
 
+logger = logging.getLogger(__name__)
+
 Clock = Callable[[], float]
 
 DEFAULT_TTL_S = 300.0
 """Longer than any answer may stream (the executor's total deadline is 120 s by default)."""
+_OPEN = b"open"
+_STOPPED = b"stop"
 
 
 class StopSwitch(Protocol):
-    """Per-chat stop flags; satisfies `bots.delivery.StopSignal`."""
+    """Stop flags per (chat, draft); satisfies `bots.delivery.StopSignal`."""
 
-    async def set(self, chat_id: str) -> None:
-        """Ask the chat's current answer to stop."""
+    @property
+    def ignored(self) -> int:
+        """Presses this instance ignored: their draft was not streaming."""
         ...
 
-    async def clear(self, chat_id: str) -> None:
-        """Forget a stop press (a new answer starts)."""
+    async def open(self, chat_id: str, draft_id: str) -> None:
+        """The draft starts streaming: a press for it is taken from now on."""
         ...
 
-    async def stopped(self, chat_id: str) -> bool:
-        """Whether the chat's answer should stop."""
+    async def press(self, chat_id: str, draft_id: str) -> bool:
+        """The user pressed the draft's stop button: True if it is streaming (it will stop);
+        False, and nothing changes, if it is not."""
         ...
+
+    async def stopped(self, chat_id: str, draft_id: str) -> bool:
+        """Whether the draft's generation should stop."""
+        ...
+
+    async def close(self, chat_id: str, draft_id: str) -> None:
+        """The draft's stream ended: later presses are ignored."""
+        ...
+
+
+def _ignored(draft_id: str) -> None:
+    logger.debug("stop press ignored draft=%s: no such draft is streaming", draft_id)
+
+
+@dataclass(slots=True)
+class _Draft:
+    until: float
+    stopped: bool = False
 
 
 class MemoryStopSwitch:
-    """A `StopSwitch` in this process's memory; `clock` (monotonic seconds) expires flags."""
+    """A `StopSwitch` in this process's memory; `clock` (monotonic seconds) expires drafts."""
 
     def __init__(self, *, ttl_s: float = DEFAULT_TTL_S, clock: Clock = time.monotonic) -> None:
         self._ttl_s = ttl_s
         self._clock = clock
-        self._until: dict[str, float] = {}
+        self._drafts: dict[tuple[str, str], _Draft] = {}
+        self._ignored = 0
 
-    async def set(self, chat_id: str) -> None:
-        """Raise the chat's flag until `ttl_s` from now."""
+    @property
+    def ignored(self) -> int:
+        """Presses ignored so far."""
+        return self._ignored
+
+    async def open(self, chat_id: str, draft_id: str) -> None:
+        """Take presses for the draft until `ttl_s` from now (forgetting expired drafts)."""
         now = self._clock()
-        self._until = {chat: until for chat, until in self._until.items() if until > now}
-        self._until[chat_id] = now + self._ttl_s
+        self._drafts = {key: draft for key, draft in self._drafts.items() if draft.until > now}
+        self._drafts[chat_id, draft_id] = _Draft(until=now + self._ttl_s)
 
-    async def clear(self, chat_id: str) -> None:
-        """Lower the chat's flag."""
-        self._until.pop(chat_id, None)
+    async def press(self, chat_id: str, draft_id: str) -> bool:
+        """Raise the draft's flag if it is open; else count and ignore the press."""
+        draft = self._live(chat_id, draft_id)
+        if draft is None:
+            self._ignored += 1
+            _ignored(draft_id)
+            return False
+        draft.stopped = True
+        return True
 
-    async def stopped(self, chat_id: str) -> bool:
-        """Whether the chat's flag is up."""
-        return self._until.get(chat_id, 0.0) > self._clock()
+    async def stopped(self, chat_id: str, draft_id: str) -> bool:
+        """Whether the draft is open and its flag is up."""
+        draft = self._live(chat_id, draft_id)
+        return draft is not None and draft.stopped
+
+    async def close(self, chat_id: str, draft_id: str) -> None:
+        """Forget the draft."""
+        self._drafts.pop((chat_id, draft_id), None)
+
+    def _live(self, chat_id: str, draft_id: str) -> _Draft | None:
+        draft = self._drafts.get((chat_id, draft_id))
+        return draft if draft is not None and draft.until > self._clock() else None
 
 
 class RedisStopSwitch:
-    """A `StopSwitch` shared through Redis: one key per chat with a TTL; the client is the
-    caller's."""
+    """A `StopSwitch` shared through Redis: one key per open draft, with a TTL; the client is
+    the caller's."""
 
     def __init__(
         self,
@@ -80,18 +130,38 @@ class RedisStopSwitch:
         self._prefix = prefix
         self._ttl_ms = max(1, round(ttl_s * 1000))
         self._timeout_s = timeout_s
+        self._ignored = 0
 
-    async def set(self, chat_id: str) -> None:
-        """Raise the chat's flag; it expires after `ttl_s`."""
-        async with store_call("stop set", self._timeout_s):
-            await self._redis.set(self._prefix + chat_id, 1, px=self._ttl_ms)
+    @property
+    def ignored(self) -> int:
+        """Presses this process ignored so far."""
+        return self._ignored
 
-    async def clear(self, chat_id: str) -> None:
-        """Lower the chat's flag."""
-        async with store_call("stop clear", self._timeout_s):
-            await self._redis.delete(self._prefix + chat_id)
+    async def open(self, chat_id: str, draft_id: str) -> None:
+        """Create the draft's key; it expires after `ttl_s`."""
+        async with store_call("stop open", self._timeout_s):
+            await self._redis.set(self._key(chat_id, draft_id), _OPEN, px=self._ttl_ms)
 
-    async def stopped(self, chat_id: str) -> bool:
-        """Whether the chat's flag is up."""
+    async def press(self, chat_id: str, draft_id: str) -> bool:
+        """Raise the flag only if the draft's key exists (one atomic SET XX)."""
+        async with store_call("stop press", self._timeout_s):
+            raised = await self._redis.set(
+                self._key(chat_id, draft_id), _STOPPED, xx=True, keepttl=True
+            )
+        if not raised:
+            self._ignored += 1
+            _ignored(draft_id)
+        return bool(raised)
+
+    async def stopped(self, chat_id: str, draft_id: str) -> bool:
+        """Whether the draft's flag is up."""
         async with store_call("stop read", self._timeout_s):
-            return bool(await self._redis.exists(self._prefix + chat_id))
+            return await self._redis.get(self._key(chat_id, draft_id)) == _STOPPED
+
+    async def close(self, chat_id: str, draft_id: str) -> None:
+        """Delete the draft's key."""
+        async with store_call("stop close", self._timeout_s):
+            await self._redis.delete(self._key(chat_id, draft_id))
+
+    def _key(self, chat_id: str, draft_id: str) -> str:
+        return f"{self._prefix}{chat_id}:{draft_id}"

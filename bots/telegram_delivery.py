@@ -4,28 +4,19 @@ then persisted as formatted messages whose last one carries the feedback buttons
 Drafts and edits are best effort (a failure is logged and the stream goes on); the final
 messages must arrive or `DeliveryFailed` is raised. A 429 pauses the chat for `retry_after`.
 A `notice` is shown in the draft or placeholder until the answer's first text replaces it.
+A draft carries a stop button; a press on it (`bots.stop_signal`, keyed by chat and draft) ends
+that draft's stream and keeps what was shown. Calls to the Bot API go through `TelegramApi`.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 from aiogram import Bot
-from aiogram.exceptions import (
-    AiogramError,
-    DetailedAiogramError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNotFound,
-    TelegramRetryAfter,
-    TelegramServerError,
-    TelegramUnauthorizedError,
-)
 from aiogram.methods import (
     AnswerCallbackQuery,
     DeleteMessage,
@@ -33,7 +24,6 @@ from aiogram.methods import (
     SendChatAction,
     SendMessage,
     SendMessageDraft,
-    TelegramMethod,
 )
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
@@ -48,42 +38,15 @@ from bots.delivery import (
 from bots.errors import BotError, DeliveryFailed
 from bots.formatting import apology, stopped_note, telegram_messages, telegram_parts, to_plain
 from bots.send_limits import AnswerFeed, Heartbeats, SendLimits, show_paced
+from bots.telegram_api import TelegramApi, TelegramPacing
 from bots.types import InboundMessage
 from routing.execution_types import ExecEvent
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 PLACEHOLDER = "…"
 STRONGER = "Try a stronger model"
 CALLBACK_DATA_BYTES = 64
-_NOT_MODIFIED = "message is not modified"
-_CANT_PARSE = "can't parse entities"
-_STATUS: tuple[tuple[type[AiogramError], int], ...] = (
-    (TelegramBadRequest, 400),
-    (TelegramUnauthorizedError, 401),
-    (TelegramForbiddenError, 403),
-    (TelegramNotFound, 404),
-    (TelegramRetryAfter, 429),
-    (TelegramServerError, 500),
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TelegramPacing:
-    """How often Telegram is updated, and how long calls and 429 waits may take."""
-
-    draft_interval_s: float = 0.7
-    edit_interval_s: float = 3.0
-    """Groups allow about 20 messages a minute; edits count against it."""
-    typing_interval_s: float = 4.0
-    """The typing status lasts 5 s or less."""
-    typing_for_s: float = 120.0
-    call_timeout_s: float = 10.0
-    max_retry_wait_s: float = 60.0
-    """A final message is retried after a 429 only if `retry_after` is at most this."""
-    final_attempts: int = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,13 +70,15 @@ class TelegramDelivery:
         pacing: TelegramPacing | None = None,
         limits: SendLimits | None = None,
     ) -> None:
-        self._api = _Api(bot, pacing or TelegramPacing(), limits or SendLimits())
+        self._api = TelegramApi(bot, pacing or TelegramPacing(), limits or SendLimits())
         self._stop = stop
         self._pacing = self._api.pacing
         self._beats = Heartbeats()
 
-    async def typing(self, message: InboundMessage) -> None:
-        """Send the typing action now and every few seconds until the answer's text shows."""
+    @contextlib.asynccontextmanager
+    async def typing(self, message: InboundMessage) -> AsyncIterator[None]:
+        """Send the typing action now and every few seconds until the block ends or the
+        answer's text shows."""
 
         async def beat() -> None:
             if not self._api.limits.paused_for(message.chat_id):
@@ -132,6 +97,10 @@ class TelegramDelivery:
         self._beats.start(
             message.chat_id, beat, every_s=pacing.typing_interval_s, for_s=pacing.typing_for_s
         )
+        try:
+            yield
+        finally:
+            await self._beats.stop(message.chat_id)
 
     async def stream(
         self,
@@ -184,15 +153,16 @@ class TelegramDelivery:
                 await self._beats.stop(chat)  # the answer shows: no typing over it
             await view.show(text, notice)
 
+        draft = view.draft_id if isinstance(view, _Drafts) else None
         try:
-            async with feed:
+            async with self._stop_button(chat, draft) as pressed, feed:
                 stopped = await show_paced(
                     feed,
                     show,
                     limits=self._api.limits,
                     chat_id=chat,
                     spacing_s=spacing,
-                    stopped=lambda: self._stopped(chat),
+                    stopped=pressed,
                 )
                 if not stopped:
                     await feed.finished()
@@ -200,12 +170,35 @@ class TelegramDelivery:
         finally:
             await self._beats.stop(chat)
 
-    async def _stopped(self, chat_id: str) -> bool:
+    @contextlib.asynccontextmanager
+    async def _stop_button(
+        self, chat_id: str, draft_id: str | None
+    ) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
+        """Take presses of the draft's stop button while the block runs; yield the check.
+        An edited message (groups) has no stop button: it is never stopped."""
+        if draft_id is None:
+            yield _never
+            return
+        await self._signal("open", self._stop.open(chat_id, draft_id))
         try:
-            return await self._stop.stopped(chat_id)
+            yield lambda: self._stopped(chat_id, draft_id)
+        finally:
+            await self._signal("close", self._stop.close(chat_id, draft_id))
+
+    async def _stopped(self, chat_id: str, draft_id: str) -> bool:
+        return await self._signal("read", self._stop.stopped(chat_id, draft_id)) is True
+
+    async def _signal(self, what: str, call: Awaitable[bool | None]) -> bool | None:
+        """A stop signal call; None if the signal is unavailable (the answer streams on)."""
+        try:
+            return await call
         except BotError as exc:
-            logger.warning("stop signal unavailable (%s); streaming on", type(exc).__name__)
-            return False
+            logger.warning("stop signal %s failed (%s); streaming on", what, type(exc).__name__)
+            return None
+
+
+async def _never() -> bool:
+    return False
 
 
 def keyboard(turn_id: str) -> InlineKeyboardMarkup:
@@ -255,96 +248,15 @@ def _thread(message: InboundMessage) -> int | None:
     return None if message.thread_id is None else int(message.thread_id)
 
 
-class _Api:
-    """aiogram calls within a timeout; a 429 pauses the chat; SDK errors become ours."""
-
-    def __init__(self, bot: Bot, pacing: TelegramPacing, limits: SendLimits) -> None:
-        self.bot = bot
-        self.pacing = pacing
-        self.limits = limits
-
-    async def call(self, chat_id: str, method: TelegramMethod[T], *, paced: bool = True) -> T:
-        try:
-            async with asyncio.timeout(self.pacing.call_timeout_s):
-                return await self.bot(method)
-        except TelegramRetryAfter as exc:
-            self.limits.pause(chat_id, exc.retry_after)
-            raise
-        finally:
-            if paced:
-                self.limits.sent(chat_id)
-
-    async def attempt(
-        self,
-        chat_id: str,
-        method: TelegramMethod[T],
-        *,
-        paced: bool = True,
-        unchanged: T | None = None,
-    ) -> T | None:
-        """Best effort: the result, `unchanged` for "message is not modified", else None."""
-        try:
-            return await self.call(chat_id, method, paced=paced)
-        except TelegramBadRequest as exc:
-            if _NOT_MODIFIED in exc.message:
-                return unchanged
-            _log_failure(method, exc)
-        except (AiogramError, TimeoutError) as exc:
-            _log_failure(method, exc)
-        return None
-
-    async def deliver(
-        self, chat_id: str, method: TelegramMethod[T], fallback: TelegramMethod[T] | None = None
-    ) -> T | None:
-        """Must arrive: retried after a 429, sent as `fallback` if the formatting is refused;
-        None for "message is not modified"; raises DeliveryFailed otherwise."""
-        retries = 0
-        while True:
-            await self.limits.wait(chat_id)
-            try:
-                return await self.call(chat_id, method)
-            except TelegramRetryAfter as exc:
-                retries += 1
-                if (
-                    retries >= self.pacing.final_attempts
-                    or exc.retry_after > self.pacing.max_retry_wait_s
-                ):
-                    raise _failed(method, exc) from exc
-            except TelegramBadRequest as exc:
-                if _NOT_MODIFIED in exc.message:
-                    return None
-                if fallback is None or _CANT_PARSE not in exc.message:
-                    raise _failed(method, exc) from exc
-                logger.info("telegram refused the formatting; sending plain text")
-                method, fallback = fallback, None
-            except (AiogramError, TimeoutError) as exc:
-                raise _failed(method, exc) from exc
-
-
-def _log_failure(method: TelegramMethod[T], exc: Exception) -> None:
-    logger.warning("telegram %s failed (best effort): %s", method.__api_method__, _detail(exc))
-
-
-def _detail(exc: Exception) -> str:
-    """The error without the chat id aiogram puts into flood-control messages."""
-    if isinstance(exc, TelegramRetryAfter):
-        return f"TelegramRetryAfter: retry after {exc.retry_after} s"
-    message = exc.message if isinstance(exc, DetailedAiogramError) else ""
-    return f"{type(exc).__name__}: {message}".rstrip(": ")
-
-
-def _failed(method: TelegramMethod[T], exc: Exception) -> DeliveryFailed:
-    code = next((status for kind, status in _STATUS if isinstance(exc, kind)), None)
-    return DeliveryFailed(f"telegram {method.__api_method__} failed: {_detail(exc)}", code=code)
-
-
 class _Drafts:
     """Private chats: the answer streams as plain text into one draft (its last part, if long)."""
 
-    def __init__(self, api: _Api, message: InboundMessage) -> None:
+    def __init__(self, api: TelegramApi, message: InboundMessage) -> None:
         self._api = api
         self._message = message
         self._draft_id = secrets.randbelow(2**31 - 2) + 1
+        self.draft_id = str(self._draft_id)
+        """The id Telegram's stop button reports (`stopped_message_generation.draft_id`)."""
         self._draft = ""
         self.shown = ""
         """The answer text the user has last seen."""
@@ -372,7 +284,7 @@ class _Board:
     update, frozen past 4096 units and continued in a new message; at the end (in private
     chats too) they get the final parts, `spacing_s` apart."""
 
-    def __init__(self, api: _Api, message: InboundMessage, *, spacing_s: float) -> None:
+    def __init__(self, api: TelegramApi, message: InboundMessage, *, spacing_s: float) -> None:
         self._api = api
         self._message = message
         self._chat = message.chat_id

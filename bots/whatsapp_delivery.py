@@ -2,7 +2,7 @@
 the answer in as few messages as fit, and the feedback reply buttons.
 
 The Cloud API cannot edit or stream a message, so the answer is collected first (a `Restart`
-drops what was collected; a stop is honoured as on Telegram). Buttons: when the answer's last
+drops what was collected; there is no stop button to press). Buttons: when the answer's last
 message fits an interactive body (1024 characters) the buttons go on it, which saves a message
 against the pair rate limit (about one message per 6 s to a user); otherwise they follow in a
 short "Was this answer helpful?" message. Free-form messages are only allowed within 24 hours
@@ -12,6 +12,7 @@ of the user's last message; past that nothing is sent (a template would be neede
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -27,15 +28,13 @@ from bots.delivery import (
     FEEDBACK_STRONGER,
     FEEDBACK_UP,
     Delivered,
-    StopSignal,
     feedback_payload,
 )
-from bots.errors import BotError, DeliveryFailed
+from bots.errors import DeliveryFailed
 from bots.formatting import (
     WHATSAPP_LIMIT,
     apology,
     split_text,
-    stopped_note,
     whatsapp_messages,
 )
 from bots.send_limits import AnswerFeed, Heartbeats, SendLimits
@@ -60,7 +59,6 @@ class WhatsAppPacing:
     typing_interval_s: float = 20.0
     """The indicator lasts at most 25 s."""
     typing_for_s: float = 180.0
-    stop_check_s: float = 1.0
     call_timeout_s: float = 10.0
     retry_wait_s: float = 1.0
     """The wait after a rate-limit error without a `Retry-After` header."""
@@ -154,7 +152,6 @@ class WhatsAppDelivery:
         session: aiohttp.ClientSession,
         settings: ChannelSettings,
         *,
-        stop: StopSignal,
         pacing: WhatsAppPacing | None = None,
         limits: SendLimits | None = None,
         clock: Callable[[], float] = time.time,
@@ -165,16 +162,18 @@ class WhatsAppDelivery:
         self._session = session
         self._url = f"{settings.whatsapp_api_url}/{number}/messages"
         self._headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
-        self._stop = stop
         self._pacing = pacing or WhatsAppPacing()
         self._limits = limits or SendLimits()
         self._clock = clock
         self._beats = Heartbeats()
 
-    async def typing(self, message: InboundMessage) -> None:
-        """Mark the user's message read with a typing indicator, renewed until the answer."""
+    @contextlib.asynccontextmanager
+    async def typing(self, message: InboundMessage) -> AsyncIterator[None]:
+        """Mark the user's message read with a typing indicator, renewed until the block ends
+        or the answer is sent."""
         wamid = message.message_id
         if wamid is None or not self._in_window(message):
+            yield
             return
         receipt = _ReadReceipt(
             messaging_product="whatsapp",
@@ -194,6 +193,10 @@ class WhatsAppDelivery:
         self._beats.start(
             message.chat_id, beat, every_s=pacing.typing_interval_s, for_s=pacing.typing_for_s
         )
+        try:
+            yield
+        finally:
+            await self._beats.stop(message.chat_id)
 
     async def stream(
         self,
@@ -216,21 +219,22 @@ class WhatsAppDelivery:
         try:
             if notice:
                 await self._send_texts(message, [notice])
-            stopped = await self._collect(message.chat_id, feed)
+            async with feed:
+                await feed.finished()
         finally:
             await self._beats.stop(message.chat_id)
-        outcome = None if stopped else feed.outcome
-        text, chunks, with_buttons = _conclusion(message, feed, stopped=stopped)
+        outcome = feed.outcome
+        text, chunks, with_buttons = _conclusion(message, feed)
         if not self._in_window(message):
             logger.warning(
                 "whatsapp: 24 h window closed while answering update=%s", message.dedupe_key
             )
-            return Delivered(platform_message_id=None, text=text, outcome=outcome, stopped=stopped)
+            return Delivered(platform_message_id=None, text=text, outcome=outcome)
         if with_buttons:
             last = await self._send_answer(message, chunks, buttons)
         else:
             last = await self._send_texts(message, chunks)
-        return Delivered(platform_message_id=last, text=text, outcome=outcome, stopped=stopped)
+        return Delivered(platform_message_id=last, text=text, outcome=outcome)
 
     async def send_text(self, message: InboundMessage, text: str) -> str | None:
         """Send `text` as is (split if long); the last message's id, None if not sent."""
@@ -253,23 +257,6 @@ class WhatsAppDelivery:
     def _in_window(self, message: InboundMessage) -> bool:
         """Free-form messages are allowed: the user wrote within 24 h (ts 0 means unknown)."""
         return message.ts <= 0 or self._clock() - message.ts < self._pacing.window_s
-
-    async def _collect(self, chat_id: str, feed: AnswerFeed) -> bool:
-        """Read the whole answer; True if the user stopped it (the events are then closed)."""
-        async with feed:
-            while not feed.done:
-                if await self._stopped(chat_id):
-                    return True
-                await feed.ended(within_s=self._pacing.stop_check_s)
-            await feed.finished()
-            return False
-
-    async def _stopped(self, chat_id: str) -> bool:
-        try:
-            return await self._stop.stopped(chat_id)
-        except BotError as exc:
-            logger.warning("stop signal unavailable (%s); collecting on", type(exc).__name__)
-            return False
 
     async def _send_answer(
         self, message: InboundMessage, chunks: list[str], buttons: list[_Button]
@@ -378,13 +365,9 @@ def _recipient_type(message: InboundMessage) -> str:
     return "group" if message.chat_type == "group" else "individual"
 
 
-def _conclusion(
-    message: InboundMessage, feed: AnswerFeed, *, stopped: bool
-) -> tuple[str, list[str], bool]:
-    """The answer's text, its messages, and whether they get the buttons: what was collected
-    if stopped, an apology (no buttons) if no model answered, else the whole answer."""
-    if stopped:
-        return feed.text, whatsapp_messages(feed.text, note=stopped_note(message.language)), True
+def _conclusion(message: InboundMessage, feed: AnswerFeed) -> tuple[str, list[str], bool]:
+    """The answer's text, its messages, and whether they get the buttons: an apology (no
+    buttons) if no model answered, else the whole answer."""
     outcome = feed.outcome
     if outcome is None or not outcome.ok or not outcome.text.strip():
         text = apology(message.language)

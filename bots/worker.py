@@ -23,6 +23,7 @@ from typing import Protocol
 
 from bots.errors import StoreUnavailable
 from bots.ids import hash_id
+from bots.metrics import Metrics
 from bots.queue import DeadEntry, Entry, Queue, QueueStats
 from bots.types import InboundMessage
 
@@ -201,11 +202,19 @@ class Worker:
 
 class DeadLetterAlarm:
     """A `Queue` that tells `alarm` about every entry it moves to the dead-letter list (so the
-    feedback log gets a dead-letter event) and otherwise is the queue it wraps."""
+    feedback log gets a dead-letter event) and counts it in `metrics` (`tierbot_dead_letters`);
+    otherwise it is the queue it wraps."""
 
-    def __init__(self, queue: Queue, alarm: Callable[[Entry, str], None]) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        alarm: Callable[[Entry, str], None],
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._queue = queue
         self._alarm = alarm
+        self._metrics = metrics
 
     @property
     def dropped_pending(self) -> int:
@@ -233,9 +242,11 @@ class DeadLetterAlarm:
         await self._queue.ack(entry_ids)
 
     async def dead_letter(self, entry: Entry, reason: str) -> None:
-        """Dead-letter the entry, then raise the alarm."""
+        """Dead-letter the entry; once the queue has done it, raise the alarm and count it."""
         await self._queue.dead_letter(entry, reason)
         self._alarm(entry, reason)
+        if self._metrics is not None:
+            self._metrics.dead_lettered()
 
     async def list_dead(self, *, count: int = 100) -> tuple[DeadEntry, ...]:
         """As the wrapped queue's."""

@@ -166,11 +166,9 @@ class Service:
         }
         return {"update_id": uid, "callback_query": query}
 
-    def tg_stop(self) -> dict[str, object]:
-        """The user pressed stop on a streaming draft."""
-        uid = next(self.updates)
-        stopped = {"chat": {"id": TG_CHAT, "type": "private"}, "draft_id": 1}
-        return {"update_id": uid, "stopped_message_generation": stopped}
+    def tg_stop(self, draft_id: int) -> Mapping[str, object]:
+        """The user pressed the stop button of a draft in the private chat."""
+        return self.telegram.stop_pressed(next(self.updates), TG_CHAT, draft_id)
 
     def tg_finals(self) -> list[Call]:
         """Our final Telegram messages (those with the feedback buttons)."""

@@ -25,7 +25,8 @@ from bots.pipeline import Pipeline
 from bots.pipeline_types import PipelineParts
 from bots.queue import Entry
 from bots.stop_signal import MemoryStopSwitch
-from bots.telegram_delivery import TelegramDelivery, TelegramPacing
+from bots.telegram_api import TelegramPacing
+from bots.telegram_delivery import TelegramDelivery
 from bots.types import Channel, InboundKind, InboundMessage
 from feedback.types import EventKind, EventRecord, TurnRecord
 from routing.execution_settings import ExecutionSettings, ModelSpecSetting, ProviderCredentials
@@ -158,7 +159,6 @@ def llm_stack(llm: FakeLLM, settings: ExecutionSettings) -> LLMStack:
 def pipeline_parts(
     stack: LLMStack,
     delivery: TelegramDelivery,
-    stop: MemoryStopSwitch,
     limits: LimitSettings | None,
     settings: ExecutionSettings,
 ) -> PipelineParts:
@@ -174,7 +174,6 @@ def pipeline_parts(
         limiter=MemoryRateLimiter(limits),
         budget=MemorySpendBudget(limits),
         ledger=MemoryLedger(),
-        stop=stop,
         feedback=Sink(),
         id_key=ID_KEY,
         metrics=Metrics(),
@@ -183,7 +182,8 @@ def pipeline_parts(
 
 @pytest.fixture(name="make_kit")
 async def fixture_make_kit() -> AsyncIterator[Callable[..., Kit]]:
-    """Builds kits (`limits` and `settings` may be given); closes them afterwards."""
+    """Builds kits (`limits`, `settings` and the typing interval may be given); closes them
+    afterwards."""
     async with FakeLLM(api_key=LLM_KEY) as llm, FakeTelegram(token=BOT_TOKEN) as telegram:
         api = TelegramAPIServer.from_base(telegram.url)
         bot = Bot(BOT_TOKEN, session=AiohttpSession(api=api))
@@ -191,14 +191,16 @@ async def fixture_make_kit() -> AsyncIterator[Callable[..., Kit]]:
         deliveries: list[TelegramDelivery] = []
 
         def make(
-            limits: LimitSettings | None = None, settings: ExecutionSettings | None = None
+            limits: LimitSettings | None = None,
+            settings: ExecutionSettings | None = None,
+            typing_interval_s: float = 1.0,
         ) -> Kit:
             settings = settings or execution()
             stacks.append(llm_stack(llm, settings))
             stop = MemoryStopSwitch()
-            pacing = TelegramPacing(draft_interval_s=0.05, typing_interval_s=1.0)
+            pacing = TelegramPacing(draft_interval_s=0.05, typing_interval_s=typing_interval_s)
             deliveries.append(TelegramDelivery(bot, stop=stop, pacing=pacing))
-            parts = pipeline_parts(stacks[-1], deliveries[-1], stop, limits, settings)
+            parts = pipeline_parts(stacks[-1], deliveries[-1], limits, settings)
             assert isinstance(parts.feedback, Sink)
             return Kit(
                 llm=llm,

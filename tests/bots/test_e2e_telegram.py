@@ -112,7 +112,8 @@ async def test_a_stop_press_stops_a_slow_stream(service: Service) -> None:
         lambda: any("word2" in str(c.params) for c in service.telegram.calls_to("sendMessageDraft"))
     )
 
-    assert await service.post_telegram(service.tg_stop()) == 200
+    [draft] = service.telegram.draft_ids(TG_CHAT)
+    assert await service.post_telegram(service.tg_stop(draft)) == 200
     [final] = await answers(service, 1)
 
     assert str(final.params["text"]).endswith("⏹ Stopped</i>")
@@ -120,3 +121,26 @@ async def test_a_stop_press_stops_a_slow_stream(service: Service) -> None:
     async with asyncio.timeout(5):
         await service.llm.disconnected("fast-groq")
     assert len(await service.events_of("stop_pressed")) == 1
+
+
+async def test_a_stop_press_for_an_earlier_draft_does_not_stop_the_next_answer(
+    service: Service,
+) -> None:
+    assert await service.post_telegram(service.tg_text(QUESTION)) == 200
+    await answers(service, 1)
+    [earlier] = service.telegram.draft_ids(TG_CHAT)
+    assert await service.post_telegram(service.tg_stop(earlier)) == 200  # after it ended
+    words = " ".join(f"word{i}" for i in range(40))
+    service.llm.script("fast-groq", Behaviour(text=words, tokens_per_second=40))
+    assert await service.post_telegram(service.tg_text("Tell me a long story")) == 200
+    await until(lambda: len(service.telegram.draft_ids(TG_CHAT)) == 2)
+
+    assert await service.post_telegram(service.tg_stop(earlier)) == 200  # while the next streams
+    assert (
+        await service.post_telegram(service.tg_stop(max(service.telegram.draft_ids(TG_CHAT)) + 1))
+        == 200
+    )
+    second = (await answers(service, 2))[1]
+
+    assert second.params["text"] == words
+    assert len(await service.events_of("stop_pressed", 3)) == 3

@@ -16,10 +16,8 @@ from bots.queue import QueueStats
 from bots.queue_memory import MemoryQueue
 from routing.breaker import BreakerConfig, BreakerState, MemoryBreaker
 from routing.execution_types import Attempt, Outcome
-from routing.types import Decision, Reason, Scores
 
 ALERTS = Path(__file__).parents[2] / "deploy" / "alerts.yaml"
-RAISING = ("rule", "confidence_band", "escalate_failed_answer")
 
 
 def outcome(*, ok: bool = True) -> Outcome:
@@ -54,16 +52,6 @@ def outcome(*, ok: bool = True) -> Outcome:
     )
 
 
-def decision(tier: int, *codes: str) -> Decision:
-    return Decision(
-        tier=tier,
-        tier_name=f"t{tier}",
-        scores=Scores(complexity=0.1, frustration=0.0, rephrase=0.0, history_tokens=0),
-        confidence=0.9,
-        reasons=tuple(Reason(code=c, text=c) for c in codes),
-    )
-
-
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
@@ -89,20 +77,15 @@ def test_outcome_counts_calls_latency_and_cost() -> None:
     assert value(metrics, "tierbot_cost_usd_total", tier="2") == pytest.approx(0.25)
 
 
-def test_decision_counts_escalations_by_cause() -> None:
+def test_escalations_are_counted_by_cause() -> None:
     metrics = Metrics()
-    assert metrics.observe_decision(decision(1, "base_tier"), base_tier=1, raising=RAISING) is None
-    cause = metrics.observe_decision(
-        decision(3, "base_tier", "rule", "escalate_failed_answer", "rule"),
-        base_tier=1,
-        raising=RAISING,
-    )
-    assert cause == "rule,escalate_failed_answer"
-    assert metrics.observe_decision(decision(2), base_tier=1, raising=RAISING) == "policy"
+    metrics.escalated("rule,escalate_failed_answer")
     metrics.escalated("feedback")
-    assert value(metrics, "tierbot_escalations_total", cause=cause) == 1
-    assert value(metrics, "tierbot_escalations_total", cause="policy") == 1
-    assert value(metrics, "tierbot_escalations_total", cause="feedback") == 1
+    metrics.escalated("feedback")
+
+    assert value(metrics, "tierbot_escalations_total", cause="rule,escalate_failed_answer") == 1
+    assert value(metrics, "tierbot_escalations_total", cause="feedback") == 2
+    assert value(metrics, "tierbot_escalations_total", cause="policy") is None
 
 
 def test_queue_stats_breakers_slo_and_counters() -> None:
@@ -144,7 +127,7 @@ def test_breaker_values(status: str, expected: int) -> None:
 def test_every_metric_the_alerts_use_is_exported() -> None:
     metrics = Metrics()
     metrics.observe_outcome(outcome())
-    metrics.observe_decision(decision(2, "rule"), base_tier=1, raising=RAISING)
+    metrics.escalated("rule")
     metrics.refresh_queue(
         QueueStats(depth=1, pending=1, oldest_pending_age_s=1.0, dead=0, dropped_pending=0)
     )

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
+from redis.asyncio import Redis
 
 from bots.delivery import feedback_payload
-from bots.errors import BotError, DeliveryFailed
+from bots.errors import BotError, DeliveryFailed, StoreUnavailable
 from bots.formatting import apology
+from bots.history import RedisHistory
 from bots.limits import LimitSettings
+from bots.pipeline import Pipeline, escalation_cause
 from bots.replies import Reply, language_of, reply
 from bots.types import InboundMessage
 from feedback.types import EventKind
+from routing.types import Decision, Reason, Scores
 from tests.bots.pipeline_kit import (  # noqa: F401
     CHAT,
     USER,
@@ -22,6 +28,7 @@ from tests.bots.pipeline_kit import (  # noqa: F401
     fixture_make_kit,
     until,
 )
+from tests.bots.redis_fixtures import free_port
 from tests.fakes.llm import Behaviour
 from tests.fakes.telegram import Call, Fault
 
@@ -63,6 +70,23 @@ def sent_texts(kit: Kit) -> list[str]:
     return [str(call.params.get("text")) for call in kit.telegram.calls_to("sendMessage")]
 
 
+def escalations(kit: Kit, *causes: str) -> list[float | None]:
+    """`tierbot_escalations_total` of each cause, as the kit's metrics count it; checks first
+    that the metrics count exactly the escalation events the feedback log got."""
+    metrics = kit.parts.metrics
+    assert metrics is not None
+    logged = Counter(event.cause for event in kit.sink.of(EventKind.ESCALATION))
+    for cause, count in logged.items():
+        assert cause is not None
+        assert (
+            metrics.registry.get_sample_value("tierbot_escalations_total", {"cause": cause})
+            == count
+        )
+    return [
+        metrics.registry.get_sample_value("tierbot_escalations_total", {"cause": c}) for c in causes
+    ]
+
+
 def test_replies_speak_the_users_language() -> None:
     assert said("thanks", "pt-BR") == "Obrigado pelo feedback!"
     assert said("thanks", "fr") == "Thanks for the feedback!"
@@ -82,6 +106,22 @@ def test_replies_speak_the_users_language() -> None:
         )
         == "en"
     )
+
+
+def test_an_escalation_cause_is_the_raising_reasons_else_policy() -> None:
+    def decision(tier: int, *codes: str) -> Decision:
+        return Decision(
+            tier=tier,
+            tier_name=f"t{tier}",
+            scores=Scores(complexity=0.1, frustration=0.0, rephrase=0.0, history_tokens=0),
+            confidence=0.9,
+            reasons=tuple(Reason(code=code, text=code) for code in codes),
+        )
+
+    raised = decision(3, "base_tier", "rule", "escalate_failed_answer", "rule", "retries_used")
+    assert escalation_cause(raised, base_tier=1) == "rule,escalate_failed_answer"
+    assert escalation_cause(decision(2, "base_tier"), base_tier=1) == "policy"
+    assert escalation_cause(decision(2, "rule"), base_tier=2) is None
 
 
 async def test_a_text_turn_is_streamed_recorded_and_remembered(make_kit: MakeKit) -> None:
@@ -183,6 +223,7 @@ async def test_a_frustrated_follow_up_is_answered_again_one_tier_up_a_bounded_nu
         (EventKind.FRUSTRATION_RETRY, retry.turn_id, first, None),
         (EventKind.ESCALATION, retry.turn_id, None, "escalate_failed_answer"),
     ]
+    assert escalations(kit, "escalate_failed_answer", "policy") == [1, None]
 
     await kit.ask("This is STILL wrong!!! you didn't answer my question at all")
 
@@ -241,6 +282,7 @@ async def test_buttons_rate_the_turn_and_thumbs_down_or_stronger_answer_it_one_t
     assert ratings == [(first, "up"), (first, "down"), (second, "stronger")]
     misroutes = [(e.related_turn_id, e.cause) for e in kit.sink.of(EventKind.MISROUTE)]
     assert misroutes == [(first, "rating_down"), (second, "stronger_asked")]
+    assert escalations(kit, "feedback", "escalate_failed_answer,feedback") == [1, 1]
     body = kit.llm.last("mid-claude").body
     assert isinstance(body, dict)
     assert body["messages"] == [{"role": "user", "content": QUESTION}]
@@ -303,7 +345,8 @@ async def test_a_stop_ends_the_stream_and_keeps_what_was_shown(make_kit: MakeKit
         lambda: any("word3" in str(c.params) for c in kit.telegram.calls_to("sendMessageDraft"))
     )
 
-    await kit.stop.set(CHAT)
+    [draft] = kit.telegram.draft_ids(int(CHAT))
+    assert await kit.stop.press(CHAT, str(draft)) is True
     await answering
 
     turn = kit.sink.turns[-1]
@@ -316,6 +359,44 @@ async def test_a_stop_ends_the_stream_and_keeps_what_was_shown(make_kit: MakeKit
     assert history[-1].text == turn.answer_text
     async with asyncio.timeout(5):
         await kit.llm.disconnected("fast-groq")
+
+
+async def test_a_stop_press_for_an_earlier_answer_does_not_stop_the_next(
+    make_kit: MakeKit,
+) -> None:
+    kit = make_kit()
+    await kit.ask(QUESTION)
+    [earlier] = kit.telegram.draft_ids(int(CHAT))
+    assert await kit.stop.press(CHAT, str(earlier)) is False  # pressed after it ended
+    words = " ".join(f"word{i}" for i in range(30))
+    kit.llm.script("fast-groq", Behaviour(text=words, tokens_per_second=60))
+    answering = asyncio.create_task(kit.ask("Tell me a story about Paris"))
+    await until(lambda: len(kit.telegram.draft_ids(int(CHAT))) == 2)
+
+    assert await kit.stop.press(CHAT, str(earlier)) is False  # pressed while the next streams
+    await answering
+
+    assert (kit.sink.turns[-1].outcome, kit.sink.turns[-1].answer_text) == ("ok", words)
+    assert kit.stop.ignored == 2
+
+
+async def test_a_failed_redelivered_turn_stops_typing_at_once(make_kit: MakeKit) -> None:
+    kit = make_kit(typing_interval_s=0.05)
+    down = Redis.from_url(
+        f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2, socket_timeout=None
+    )
+    pipeline = Pipeline(replace(kit.parts, history=RedisHistory(down)))
+    try:
+        with pytest.raises(StoreUnavailable):
+            await pipeline((kit.entry(text=QUESTION, deliveries=2),))
+    finally:
+        await down.aclose()
+    typing = len(kit.telegram.calls_to("sendChatAction"))
+    await asyncio.sleep(0.3)
+
+    assert typing >= 1
+    assert len(kit.telegram.calls_to("sendChatAction")) == typing
+    assert kit.telegram.calls_to("sendMessage") == []  # a redelivery gets no second apology
 
 
 async def test_a_failed_turn_apologises_once_and_is_left_for_redelivery(

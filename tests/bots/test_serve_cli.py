@@ -14,17 +14,21 @@ from pathlib import Path
 import aiohttp
 import openai
 import pytest
+from aiohttp.test_utils import TestServer
 
+from bots.admin import AdminListener
 from bots.api_settings import load_api_settings
-from bots.serve_cli import add_serve_parser, run_serve, serve
+from bots.serve_cli import add_serve_parser, build_serving, run_serve, serve
 from routing.errors import ConfigError
 from routing.policy import build_policy
 from routing.router import Router
 from routing.settings import load_routing_settings
 from routing.signals.complexity import load_complexity_model
 from tests.bots.conftest import HELLO, build_app
+from tests.bots.redis_fixtures import REDIS_URL, connect, delete_prefix, unique_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
 
 
 def test_api_settings_split_keys_and_name_a_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,3 +130,54 @@ async def test_serve_offline_end_to_end() -> None:
             await server.wait()
     lines.append((await server.stderr.read()).decode())
     assert "TIERBOT_API_KEYS is empty" in "".join(lines)
+
+
+def _admin_url(server: TestServer) -> str:
+    """Where the admin pages and /metrics are: a listener of their own beside the public app
+    (roles web and all), or the worker's health listener (role worker)."""
+    listeners = [c for c in server.app.cleanup_ctx if isinstance(c, AdminListener)]
+    if not listeners:
+        return str(server.make_url("")).rstrip("/")
+    host, port = listeners[0].addresses[0][:2]  # type: ignore[index]  # (host, port) of TCP
+    return f"http://{host}:{port}"
+
+
+@pytest.mark.parametrize("role", ["all", "web", "worker"])
+async def test_metrics_show_the_queue_and_every_chain_models_breaker_after_start_up(
+    role: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TIERBOT_ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("TIERBOT_ADMIN_PORT", "0")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'feedback.sqlite3'}")
+    prefix = unique_prefix("serve")
+    if role != "all":
+        monkeypatch.setenv("REDIS_URL", REDIS_URL)
+        monkeypatch.setenv("TIERBOT_REDIS_KEY_PREFIX", prefix)
+    policy = build_policy(load_routing_settings())
+    router = Router(policy=policy, complexity=load_complexity_model())
+    serving = build_serving(serve_args("--role", role, "--offline"), policy=policy, router=router)
+    server = TestServer(serving.app, host="127.0.0.1", port=0)
+    await server.start_server()
+    wanted = [
+        "tierbot_queue_depth 0.0",
+        *(
+            f'tierbot_breaker_state{{model="offline-{speed}",provider="offline"}} 0.0'
+            for speed in ("fast", "mid", "frontier")
+        ),
+    ]
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    try:
+        async with aiohttp.ClientSession(headers=headers) as session, asyncio.timeout(10):
+            while True:
+                async with session.get(f"{_admin_url(server)}/metrics") as response:
+                    assert response.status == 200
+                    lines = (await response.text()).splitlines()
+                if all(line in lines for line in wanted):
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await server.close()
+        if role != "all":
+            client = await connect()
+            await delete_prefix(client, prefix)
+            await client.aclose()

@@ -3,118 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator
 
 import pytest
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 
-from bots.errors import DeliveryFailed, StoreUnavailable
 from bots.formatting import utf16_len
-from bots.telegram_delivery import TelegramDelivery, TelegramPacing, keyboard
-from bots.types import ChatType, InboundMessage
+from bots.stop_signal import MemoryStopSwitch
+from bots.telegram_delivery import TelegramDelivery, keyboard
 from routing.execution_types import Delta, ExecEvent, Restart
 from tests.bots.delivery_support import Script
-from tests.fakes.telegram import NOT_MODIFIED, Call, FakeTelegram, Fault
-
-TOKEN = "123456789:AAFakeTokenForTests_0123456789abcdef"
-PRIVATE, GROUP = 4242, -100777
-DRAFT_S, EDIT_S, TYPING_S = 0.1, 0.15, 0.05
-PACING = TelegramPacing(
-    draft_interval_s=DRAFT_S,
-    edit_interval_s=EDIT_S,
-    typing_interval_s=TYPING_S,
-    typing_for_s=5.0,
-    call_timeout_s=5.0,
-    max_retry_wait_s=2.0,
+from tests.bots.pipeline_kit import until
+from tests.bots.telegram_support import (  # noqa: F401  (fixtures; TOKEN: see below)
+    BUTTONS,
+    DRAFT_S,
+    EDIT_S,
+    EPSILON,
+    GROUP,
+    PACING,
+    PRIVATE,
+    TOKEN,  # tests/log_scrape.py looks the bot token up in this module
+    TYPING_S,
+    Stop,
+    fixture_bot,
+    fixture_delivery,
+    fixture_stop,
+    fixture_telegram,
+    gaps,
+    inbound,
+    paced,
 )
-BUTTONS = {
-    "inline_keyboard": [
-        [
-            {"text": "👍", "callback_data": "fb:t1:up"},
-            {"text": "👎", "callback_data": "fb:t1:down"},
-        ],
-        [{"text": "Try a stronger model", "callback_data": "fb:t1:stronger"}],
-    ]
-}
-EPSILON = 0.005
-"""Timer slack: the fake stamps calls on arrival, after the client's own clock said go."""
-
-
-class Stop:
-    """A StopSignal double: stops once `when()` holds; can also fail like an unreachable Redis."""
-
-    def __init__(self) -> None:
-        self.pressed = False
-        self.broken = False
-        self.calls = 0
-
-    async def stopped(self, chat_id: str) -> bool:
-        self.calls += 1
-        if self.broken:
-            raise StoreUnavailable("redis down")
-        return self.pressed
-
-
-def inbound(
-    chat: int = PRIVATE,
-    *,
-    chat_type: ChatType = "private",
-    language: str | None = None,
-    thread_id: str | None = None,
-    callback_id: str | None = None,
-) -> InboundMessage:
-    return InboundMessage(
-        channel="telegram",
-        dedupe_key="tg:1",
-        chat_id=str(chat),
-        user_id="7",
-        kind="text",
-        text="hi",
-        message_id="10",
-        chat_type=chat_type,
-        language=language,
-        thread_id=thread_id,
-        callback_id=callback_id,
-    )
-
-
-def paced(pieces: Sequence[str], gap_s: float) -> list[str | float]:
-    steps: list[str | float] = []
-    for piece in pieces:
-        steps += [piece, gap_s]
-    return steps
-
-
-def gaps(calls: list[Call]) -> list[float]:
-    return [later.at - earlier.at for earlier, later in itertools.pairwise(calls)]
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram(token=TOKEN) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(telegram.url))
-    async with Bot(TOKEN, session=session) as client:
-        yield client
-
-
-@pytest.fixture
-def stop() -> Stop:
-    return Stop()
-
-
-@pytest.fixture
-async def delivery(bot: Bot, stop: Stop) -> AsyncIterator[TelegramDelivery]:
-    telegram_delivery = TelegramDelivery(bot, stop=stop, pacing=PACING)
-    yield telegram_delivery
-    await telegram_delivery.aclose()
+from tests.fakes.telegram import FakeTelegram
 
 
 async def test_a_private_answer_streams_into_paced_drafts_then_one_formatted_message(
@@ -154,11 +73,12 @@ async def test_a_private_answer_streams_into_paced_drafts_then_one_formatted_mes
 async def test_typing_is_sent_at_once_and_repeated_until_the_first_text_shows(
     delivery: TelegramDelivery, telegram: FakeTelegram
 ) -> None:
-    await delivery.typing(inbound(thread_id="9"))
-    await asyncio.sleep(0.2)
-    delivered = await delivery.stream(
-        inbound(thread_id="9"), Script("Hello", 0.3, " there").events, turn_id="t1"
-    )
+    async with delivery.typing(inbound(thread_id="9")):
+        await asyncio.sleep(0.2)
+        delivered = await delivery.stream(
+            inbound(thread_id="9"), Script("Hello", 0.3, " there").events, turn_id="t1"
+        )
+        await asyncio.sleep(3 * TYPING_S)
 
     first_draft = telegram.calls_to("sendMessageDraft")[0]
     typing = telegram.calls_to("sendChatAction")
@@ -173,14 +93,31 @@ async def test_typing_is_sent_at_once_and_repeated_until_the_first_text_shows(
 async def test_typing_stops_after_a_plain_message_and_at_close(
     delivery: TelegramDelivery, telegram: FakeTelegram
 ) -> None:
-    await delivery.typing(inbound())
-    await delivery.send_text(inbound(), "You've reached today's limit.")
-    await asyncio.sleep(3 * TYPING_S)
-    await delivery.typing(inbound(GROUP, chat_type="group"))
-    await delivery.aclose()
-    await asyncio.sleep(3 * TYPING_S)
+    async with delivery.typing(inbound()):
+        await delivery.send_text(inbound(), "You've reached today's limit.")
+        await asyncio.sleep(3 * TYPING_S)
+    async with delivery.typing(inbound(GROUP, chat_type="group")):
+        await delivery.aclose()
+        await asyncio.sleep(3 * TYPING_S)
 
     assert [c.method for c in telegram.calls] == ["sendChatAction", "sendMessage", "sendChatAction"]
+
+
+async def test_typing_ends_with_its_block_even_when_the_turn_fails(
+    delivery: TelegramDelivery, telegram: FakeTelegram
+) -> None:
+    async def failing_turn() -> None:
+        async with delivery.typing(inbound()):
+            await asyncio.sleep(3 * TYPING_S)
+            raise RuntimeError("turn failed")
+
+    with pytest.raises(RuntimeError, match="turn failed"):
+        await failing_turn()
+    beats = len(telegram.calls_to("sendChatAction"))
+    await asyncio.sleep(4 * TYPING_S)
+
+    assert beats >= 2
+    assert len(telegram.calls_to("sendChatAction")) == beats
 
 
 async def test_a_notice_fills_the_draft_until_the_answer_starts(
@@ -217,9 +154,10 @@ async def test_a_restart_replaces_the_draft_text(
 async def test_stop_closes_the_events_and_keeps_what_was_shown(
     bot: Bot, telegram: FakeTelegram
 ) -> None:
-    class StopAfterFirstDraft:
-        async def stopped(self, chat_id: str) -> bool:
-            return bool(telegram.calls_to("sendMessageDraft"))
+    class StopAfterFirstDraft(Stop):
+        async def stopped(self, chat_id: str, draft_id: str) -> bool:
+            drafts = telegram.calls_to("sendMessageDraft")
+            return any(str(call.params["draft_id"]) == draft_id for call in drafts)
 
     delivery = TelegramDelivery(bot, stop=StopAfterFirstDraft(), pacing=PACING)
     script = Script(*paced(["Once ", "upon ", "a ", "time ", "there ", "was"], 0.1))
@@ -255,8 +193,67 @@ async def test_an_unreachable_stop_signal_does_not_stop_the_answer(
 
     delivered = await delivery.stream(inbound(), Script("a", 0.2, "b").events, turn_id="t1")
 
-    assert stop.calls >= 1
+    assert stop.calls >= 3  # open, at least one read, close: each failed
     assert (delivered.text, delivered.stopped) == ("ab", False)
+
+
+async def test_only_a_press_on_the_streaming_draft_stops_it(
+    bot: Bot, telegram: FakeTelegram
+) -> None:
+    switch = MemoryStopSwitch()
+    delivery = TelegramDelivery(bot, stop=switch, pacing=PACING)
+    chat = str(PRIVATE)
+
+    async def press_when_drafted() -> tuple[bool, bool, bool]:
+        await until(lambda: bool(telegram.calls_to("sendMessageDraft")))
+        draft = str(telegram.calls_to("sendMessageDraft")[0].params["draft_id"])
+        stale = await switch.press(chat, str(int(draft) + 1))  # an earlier answer's draft
+        elsewhere = await switch.press(str(GROUP), draft)
+        await asyncio.sleep(3 * DRAFT_S)
+        return stale, elsewhere, await switch.press(chat, draft)
+
+    script = Script(*paced([f"w{n} " for n in range(30)], 0.05))
+    presses = asyncio.create_task(press_when_drafted())
+    delivered = await delivery.stream(inbound(), script.events, turn_id="t1")
+
+    assert await presses == (False, False, True)
+    assert delivered.stopped
+    assert 3 < script.taken < 30
+    assert switch.ignored == 2
+    draft = str(telegram.calls_to("sendMessageDraft")[0].params["draft_id"])
+    assert await switch.press(chat, draft) is False  # the stream ended: its draft is closed
+
+
+async def test_a_draft_is_open_for_stop_presses_exactly_while_it_streams(
+    delivery: TelegramDelivery, telegram: FakeTelegram, stop: Stop
+) -> None:
+    await delivery.stream(inbound(), Script("a", 0.2, "b").events, turn_id="t1")
+    with pytest.raises(RuntimeError, match="executor bug"):
+        await delivery.stream(inbound(), _failing(), turn_id="t2")
+    await delivery.stream(inbound(GROUP, chat_type="group"), Script("c").events, turn_id="t3")
+
+    first = telegram.calls_to("sendMessageDraft")[0].params["draft_id"]
+    assert [chat for chat, _ in stop.opened] == [str(PRIVATE)] * 2
+    assert stop.opened[0][1] == str(first) != stop.opened[1][1]
+    assert stop.closed == stop.opened
+
+
+async def test_a_group_answer_has_no_stop_button(
+    delivery: TelegramDelivery, telegram: FakeTelegram, stop: Stop
+) -> None:
+    stop.pressed = True
+
+    delivered = await delivery.stream(
+        inbound(GROUP, chat_type="group"), Script("a", 0.2, "b").events, turn_id="t1"
+    )
+
+    assert (delivered.text, delivered.stopped, stop.calls) == ("ab", False, 0)
+
+
+async def _failing() -> AsyncGenerator[ExecEvent, None]:
+    yield Delta(text="a")
+    await asyncio.sleep(0.05)
+    raise RuntimeError("executor bug")
 
 
 async def test_a_group_answer_edits_a_placeholder_at_most_every_interval(
@@ -317,90 +314,6 @@ async def test_a_restart_in_a_group_deletes_messages_it_no_longer_needs(
     assert [key for key in telegram.messages if key[0] == GROUP] == [(GROUP, 1)]
     assert telegram.messages[(GROUP, 1)]["text"] == "Short."
     assert len(telegram.calls_to("deleteMessage")) == 1
-    assert delivered.platform_message_id == "1"
-
-
-async def test_a_draft_refused_with_429_pauses_the_drafts_for_retry_after(
-    delivery: TelegramDelivery, telegram: FakeTelegram
-) -> None:
-    telegram.fail("sendMessageDraft", Fault.too_many_requests(1))
-
-    delivered = await delivery.stream(
-        inbound(), Script(*paced(["tick "] * 15, 0.1)).events, turn_id="t1"
-    )
-
-    drafts = telegram.calls_to("sendMessageDraft")
-    assert drafts[1].at - drafts[0].at >= 1.0
-    assert delivered.text == "tick " * 15
-
-
-async def test_a_draft_failure_does_not_stop_the_stream(
-    delivery: TelegramDelivery, telegram: FakeTelegram
-) -> None:
-    telegram.fail("sendMessageDraft", Fault(status=400, description="Bad Request: oops"), times=9)
-
-    delivered = await delivery.stream(inbound(), Script("a", 0.2, "b").events, turn_id="t1")
-
-    assert delivered.platform_message_id == "1"
-    assert telegram.calls_to("sendMessage")[0].params["text"] == "ab"
-
-
-async def test_the_final_message_is_retried_after_retry_after(
-    delivery: TelegramDelivery, telegram: FakeTelegram
-) -> None:
-    telegram.fail("sendMessage", Fault.too_many_requests(1))
-
-    delivered = await delivery.stream(inbound(), Script("Hi").events, turn_id="t1")
-
-    first, second = telegram.calls_to("sendMessage")
-    assert second.at - first.at >= 1.0
-    assert delivered.platform_message_id == "1"
-
-
-async def test_a_final_message_that_keeps_hitting_flood_control_raises(
-    delivery: TelegramDelivery, telegram: FakeTelegram
-) -> None:
-    telegram.fail("sendMessage", Fault.too_many_requests(5))
-
-    with pytest.raises(DeliveryFailed, match="retry after 5 s") as caught:
-        await delivery.stream(inbound(), Script("Hi").events, turn_id="t1")
-
-    assert caught.value.code == 429
-    assert len(telegram.calls_to("sendMessage")) == 1
-
-
-async def test_a_refused_final_message_raises_with_the_status(
-    delivery: TelegramDelivery, telegram: FakeTelegram
-) -> None:
-    telegram.fail("sendMessage", Fault(status=403, description="Forbidden: bot was blocked"))
-
-    with pytest.raises(DeliveryFailed, match="bot was blocked") as caught:
-        await delivery.stream(inbound(), Script("Hi").events, turn_id="t1")
-
-    assert caught.value.code == 403
-
-
-async def test_unparsable_formatting_is_resent_as_plain_text(
-    delivery: TelegramDelivery, telegram: FakeTelegram
-) -> None:
-    telegram.reject_parse_modes.add("HTML")
-
-    await delivery.stream(inbound(), Script("Use **bold** & `code`").events, turn_id="t1")
-
-    formatted, plain = (c.params for c in telegram.calls_to("sendMessage"))
-    assert formatted["parse_mode"] == "HTML"
-    assert plain == {"chat_id": PRIVATE, "text": "Use bold & code", "reply_markup": BUTTONS}
-
-
-async def test_an_unmodified_final_edit_counts_as_delivered(
-    delivery: TelegramDelivery, telegram: FakeTelegram
-) -> None:
-    telegram.fail("editMessageText", Fault(status=400, description=NOT_MODIFIED), times=5)
-
-    delivered = await delivery.stream(
-        inbound(GROUP, chat_type="group"), Script("Same", 0.3).events, turn_id="t1"
-    )
-
     assert delivered.platform_message_id == "1"
 
 
@@ -471,18 +384,6 @@ async def test_plain_texts_and_button_answers(
         ),
         ("answerCallbackQuery", {"callback_query_id": "cbq-9", "text": "Thanks!"}),
     ]
-
-
-async def test_a_failed_button_answer_is_only_logged(
-    delivery: TelegramDelivery, telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
-) -> None:
-    telegram.fail(
-        "answerCallbackQuery", Fault(status=400, description="Bad Request: query is too old")
-    )
-
-    await delivery.answer_button(inbound(callback_id="old"), "Thanks!")
-
-    assert "answerCallbackQuery failed (best effort): TelegramBadRequest" in caplog.text
 
 
 def test_button_data_must_fit_64_bytes() -> None:

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from pydantic import HttpUrl, SecretStr
 
 from bots.channel_settings import ChannelSettings
-from bots.errors import DeliveryFailed, StoreUnavailable
+from bots.errors import DeliveryFailed
 from bots.types import InboundMessage
 from bots.whatsapp_delivery import WhatsAppDelivery, WhatsAppPacing
 from routing.errors import ConfigError
@@ -36,28 +36,12 @@ USER = "4915112345678"
 TYPING_S = 0.05
 PACING = WhatsAppPacing(
     typing_interval_s=TYPING_S,
-    stop_check_s=0.02,
     call_timeout_s=5.0,
     retry_wait_s=0.1,
     max_retry_wait_s=2.0,
 )
 DAY = 24 * 3600.0
 THROTTLED = GraphFault(code=130429, message="(#130429) Rate limit hit", status=429, retry_after=1)
-
-
-class Stop:
-    """A StopSignal double that says stop from its `after`-th call on (never if None)."""
-
-    def __init__(self, after: int | None = None, *, broken: bool = False) -> None:
-        self.after = after
-        self.broken = broken
-        self.calls = 0
-
-    async def stopped(self, chat_id: str) -> bool:
-        self.calls += 1
-        if self.broken:
-            raise StoreUnavailable("redis down")
-        return self.after is not None and self.calls >= self.after
 
 
 def inbound(*, ts: float | None = None, language: str | None = None) -> InboundMessage:
@@ -134,15 +118,10 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def stop() -> Stop:
-    return Stop()
-
-
-@pytest.fixture
 async def delivery(
-    session: aiohttp.ClientSession, whatsapp: FakeWhatsApp, stop: Stop
+    session: aiohttp.ClientSession, whatsapp: FakeWhatsApp
 ) -> AsyncIterator[WhatsAppDelivery]:
-    wa = WhatsAppDelivery(session, settings(whatsapp.url), stop=stop, pacing=PACING)
+    wa = WhatsAppDelivery(session, settings(whatsapp.url), pacing=PACING)
     yield wa
     await wa.aclose()
 
@@ -195,9 +174,9 @@ async def test_a_long_answer_is_split_at_paragraphs_into_few_messages(
 async def test_typing_marks_read_at_once_and_is_renewed_while_generating(
     delivery: WhatsAppDelivery, whatsapp: FakeWhatsApp
 ) -> None:
-    await delivery.typing(inbound())
-    await delivery.stream(inbound(), Script(0.2, "ok").events, turn_id="t1")
-    await asyncio.sleep(3 * TYPING_S)
+    async with delivery.typing(inbound()):
+        await delivery.stream(inbound(), Script(0.2, "ok").events, turn_id="t1")
+        await asyncio.sleep(3 * TYPING_S)
 
     reads = whatsapp.of_kind("read")
     assert len(reads) >= 3
@@ -216,10 +195,27 @@ async def test_a_failing_typing_indicator_is_only_logged(
 ) -> None:
     whatsapp.fail(PAIR_RATE_LIMIT)
 
-    await delivery.typing(inbound())
-    await delivery.aclose()
+    async with delivery.typing(inbound()):
+        await delivery.aclose()
 
     assert "typing indicator failed (code 131056)" in caplog.text
+
+
+async def test_typing_ends_with_its_block_even_when_the_turn_fails(
+    delivery: WhatsAppDelivery, whatsapp: FakeWhatsApp
+) -> None:
+    async def failing_turn() -> None:
+        async with delivery.typing(inbound()):
+            await asyncio.sleep(3 * TYPING_S)
+            raise RuntimeError("turn failed")
+
+    with pytest.raises(RuntimeError, match="turn failed"):
+        await failing_turn()
+    reads = len(whatsapp.of_kind("read"))
+    await asyncio.sleep(4 * TYPING_S)
+
+    assert reads >= 2
+    assert len(whatsapp.of_kind("read")) == reads
 
 
 async def test_a_notice_goes_first(delivery: WhatsAppDelivery, whatsapp: FakeWhatsApp) -> None:
@@ -241,43 +237,14 @@ async def test_a_restart_drops_the_collected_text(
     assert delivered.text == "Right."
 
 
-async def test_a_stop_closes_the_events_and_sends_what_was_collected(
-    session: aiohttp.ClientSession, whatsapp: FakeWhatsApp
-) -> None:
-    delivery = WhatsAppDelivery(session, settings(whatsapp.url), stop=Stop(after=4), pacing=PACING)
-    script = Script("Once ", 0.01, "upon ", 0.01, "a time", 5.0, "never")
-
-    delivered = await delivery.stream(inbound(language="ru"), script.events, turn_id="t1")
-
-    assert (script.closed, script.taken) == (True, 3)
-    assert (delivered.stopped, delivered.outcome, delivered.text) == (
-        True,
-        None,
-        "Once upon a time",
-    )
-    assert [body_text(sent) for sent in whatsapp.sent] == ["Once upon a time\n\n_⏹ Остановлено_"]
-
-
-async def test_an_unreachable_stop_signal_does_not_stop_the_answer(
-    session: aiohttp.ClientSession, whatsapp: FakeWhatsApp
-) -> None:
-    delivery = WhatsAppDelivery(
-        session, settings(whatsapp.url), stop=Stop(broken=True), pacing=PACING
-    )
-
-    delivered = await delivery.stream(inbound(), Script("a", 0.05, "b").events, turn_id="t1")
-
-    assert (delivered.text, delivered.stopped) == ("ab", False)
-
-
 async def test_after_24_hours_nothing_is_sent(
     delivery: WhatsAppDelivery, whatsapp: FakeWhatsApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     old = inbound(ts=time.time() - DAY - 60)
     script = Script("never generated")
 
-    await delivery.typing(old)
-    delivered = await delivery.stream(old, script.events, turn_id="t1")
+    async with delivery.typing(old):
+        delivered = await delivery.stream(old, script.events, turn_id="t1")
     sent = await delivery.send_text(old, "Limit reached")
 
     assert whatsapp.sent == []
@@ -291,7 +258,7 @@ async def test_a_window_that_closes_while_generating_sends_nothing(
 ) -> None:
     now = [1_000_000.0]
     delivery = WhatsAppDelivery(
-        session, settings(whatsapp.url), stop=Stop(), pacing=PACING, clock=lambda: now[0]
+        session, settings(whatsapp.url), pacing=PACING, clock=lambda: now[0]
     )
 
     async def slow() -> AsyncGenerator[ExecEvent, None]:
@@ -366,7 +333,7 @@ async def test_a_long_or_unreadable_retry_after(
         return web.json_response(error, status=429, headers={"Retry-After": retry_after})
 
     async with graph(throttled) as base:
-        delivery = WhatsAppDelivery(session, settings(base), stop=Stop(), pacing=PACING)
+        delivery = WhatsAppDelivery(session, settings(base), pacing=PACING)
         started = time.monotonic()
         with pytest.raises(DeliveryFailed) as caught:
             await delivery.send_text(inbound(), "hi")
@@ -391,7 +358,7 @@ async def test_unreadable_replies_raise(
         return web.Response(status=status, body=body, content_type="application/json")
 
     async with graph(odd) as base:
-        delivery = WhatsAppDelivery(session, settings(base), stop=Stop(), pacing=PACING)
+        delivery = WhatsAppDelivery(session, settings(base), pacing=PACING)
         with pytest.raises(DeliveryFailed, match=message):
             await delivery.send_text(inbound(), "hi")
 
@@ -400,9 +367,7 @@ async def test_an_unreachable_api_raises_without_a_code(session: aiohttp.ClientS
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    delivery = WhatsAppDelivery(
-        session, settings(f"http://127.0.0.1:{port}/v26.0"), stop=Stop(), pacing=PACING
-    )
+    delivery = WhatsAppDelivery(session, settings(f"http://127.0.0.1:{port}/v26.0"), pacing=PACING)
 
     with pytest.raises(DeliveryFailed, match="ClientConnectorError") as caught:
         await delivery.send_text(inbound(), "hi")
@@ -432,5 +397,4 @@ async def test_the_channel_must_be_configured(session: aiohttp.ClientSession) ->
         WhatsAppDelivery(
             session,
             ChannelSettings(whatsapp_access_token=None, whatsapp_phone_number_id=None),
-            stop=Stop(),
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -16,6 +17,7 @@ from redis.asyncio import Redis
 from bots.chat_state import ChatSettings, ChatTurns
 from bots.chat_state_memory import MemoryChatGate, MemoryOutbox
 from bots.errors import QueueUnavailable
+from bots.metrics import Metrics
 from bots.queue import Entry, QueueSettings
 from bots.queue_memory import MemoryQueue
 from bots.queue_redis import RedisQueue
@@ -72,8 +74,9 @@ def worker_on(
     concurrency: int = 4,
     grace_s: float = 5.0,
     alarm: Callable[[Entry, str], None] | None = None,
+    metrics: Metrics | None = None,
 ) -> Worker:
-    watched = DeadLetterAlarm(queue, alarm or (lambda entry, reason: None))
+    watched = DeadLetterAlarm(queue, alarm or (lambda entry, reason: None), metrics=metrics)
     turns = ChatTurns(
         queue=watched,
         gate=MemoryChatGate(CHAT_FAST),
@@ -158,11 +161,16 @@ async def test_a_cancelled_worker_cancels_its_turns_at_once() -> None:
 async def test_a_dead_workers_entry_is_claimed_and_a_failing_one_dead_lettered(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    queue, gate = MemoryQueue(FAST), Gate(fail=True)
+    queue, gate, metrics = MemoryQueue(FAST), Gate(fail=True), Metrics()
     dead: list[tuple[str, str]] = []
     assert await queue.enqueue(message("c1", 1), TTL)
     assert await queue.read("dead-worker") != ()  # taken, then its worker died
-    worker = worker_on(queue, gate, alarm=lambda e, why: dead.append((e.message.dedupe_key, why)))
+    worker = worker_on(
+        queue,
+        gate,
+        alarm=lambda e, why: dead.append((e.message.dedupe_key, why)),
+        metrics=metrics,
+    )
     running = asyncio.create_task(worker.run())
 
     await until(lambda: bool(dead), timeout_s=10)
@@ -171,6 +179,7 @@ async def test_a_dead_workers_entry_is_claimed_and_a_failing_one_dead_lettered(
 
     assert dead == [("tg:c1:1", "max_deliveries")]
     assert (await queue.stats()).dead == 1
+    assert metrics.registry.get_sample_value("tierbot_dead_letters_total") == 1
     failures = [r for r in caplog.records if "turn failed, entry left" in r.getMessage()]
     assert len(failures) == 1  # delivery 2 (1 went to the dead worker); 3 is dead-lettered
 
@@ -216,18 +225,29 @@ def test_worker_settings_are_checked_and_name_the_variable(
     assert (settings.chat().heartbeat_s, settings.history().ttl_s) == (1.0, 7200.0)
 
 
-async def test_the_webhooks_enqueue_raises_the_stop_switch_before_queueing() -> None:
+async def test_the_webhooks_enqueue_presses_the_drafts_stop_switch_before_queueing() -> None:
     stores = build_stores(WorkerSettings(), None)
     enqueue = webhook_enqueue(stores)
+    await stores.stop.open("c1", "17")
+    await stores.stop.open("c1", "18")
     stop = InboundMessage(
-        channel="telegram", dedupe_key="tg:9", chat_id="c1", user_id="c1", kind="stop"
+        channel="telegram",
+        dedupe_key="tg:9",
+        chat_id="c1",
+        user_id="c1",
+        kind="stop",
+        payload="17",
     )
+    stale = replace(stop, dedupe_key="tg:10", payload="16")
 
-    assert await enqueue(stop, TTL) is True
-    assert await enqueue(message("c2"), TTL) is True
+    assert [await enqueue(m, TTL) for m in (stop, stale, message("c2"))] == [True] * 3
 
-    assert (await stores.stop.stopped("c1"), await stores.stop.stopped("c2")) == (True, False)
-    assert (await stores.queue.stats()).depth == 2
+    assert (await stores.stop.stopped("c1", "17"), await stores.stop.stopped("c1", "18")) == (
+        True,
+        False,
+    )
+    assert stores.stop.ignored == 1
+    assert (await stores.queue.stats()).depth == 3
 
 
 async def test_an_unreachable_stop_switch_is_an_unavailable_queue() -> None:
@@ -237,7 +257,7 @@ async def test_an_unreachable_stop_switch_is_an_unavailable_queue() -> None:
     stores = build_stores(settings, client)
     assert isinstance(stores.stop, RedisStopSwitch)
     stop = InboundMessage(
-        channel="telegram", dedupe_key="tg:9", chat_id="c1", user_id="c1", kind="stop"
+        channel="telegram", dedupe_key="tg:9", chat_id="c1", user_id="c1", kind="stop", payload="1"
     )
     try:
         with pytest.raises(QueueUnavailable, match="stop switch"):

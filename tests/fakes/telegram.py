@@ -114,6 +114,21 @@ class FakeTelegram:
         """The recorded calls of one method, oldest first."""
         return [call for call in self.calls if call.method == method]
 
+    def draft_ids(self, chat_id: int) -> list[int]:
+        """The drafts streamed into a chat, in the order they first appeared."""
+        drafts = self.calls_to("sendMessageDraft")
+        found = [
+            _int(call.params, "draft_id") for call in drafts if call.params["chat_id"] == chat_id
+        ]
+        return list(dict.fromkeys(found))
+
+    def stop_pressed(self, update_id: int, chat_id: int, draft_id: int) -> Params:
+        """The update Telegram sends when the user presses a draft's stop button (Bot API
+        10.3: `stopped_message_generation`, a `MessageGenerationStopped`)."""
+        chat: Params = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
+        stopped: Params = {"chat": chat, "draft_id": draft_id}
+        return {"update_id": update_id, "stopped_message_generation": stopped}
+
     async def __aenter__(self) -> Self:
         await self._server.start_server()
         return self
