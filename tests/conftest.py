@@ -8,6 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
+pytest_plugins = ["tests.log_scrape", "tests.chaos.plugin"]
+"""T14 (tests/log_scrape.py): every log record at DEBUG, of this process and of the children it
+starts, and every feedback store cell is scanned for raw ids and secrets after the run."""
+
 
 @pytest.fixture(autouse=True)
 def _clean_tierbot_env(monkeypatch: pytest.MonkeyPatch) -> None:

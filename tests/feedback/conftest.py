@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from feedback.settings import FeedbackSettings
 from feedback.store import FeedbackStore, utc_now
 from tests.feedback.records import T0
+from tests.log_scrape import record_postgres
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TEST_KEY = "test-id-hash-key-0123456789"
@@ -66,8 +67,15 @@ async def pg_database() -> AsyncIterator[PgDatabase]:
     admin = await admin_connection()
     name = f"tierbot_fb_{uuid.uuid4().hex[:12]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
+    database = PgDatabase(admin, name)
     try:
-        yield PgDatabase(admin, name)
+        yield database
+        await database.accept_connections()  # the test may have taken it down
+        scanned = await asyncpg.connect(database.url.replace("+asyncpg", ""), timeout=5)
+        try:
+            await record_postgres(scanned, "public")  # for the log scrape (T14)
+        finally:
+            await scanned.close()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -119,6 +127,7 @@ async def database_url(
     )
     try:
         yield f"postgresql+asyncpg://{role}@127.0.0.1:5432/{database}"
+        await record_postgres(admin, role)  # for the log scrape (T14)
     finally:
         await admin.execute(f'DROP SCHEMA "{role}" CASCADE; DROP ROLE "{role}"')
         await admin.close()
