@@ -153,6 +153,9 @@ def coalesced_text(entries: Sequence[Entry]) -> str:
     return "\n".join(entry.message.text for entry in entries if entry.message.text)
 
 
+_MARK_SENT_BACKOFF_S = (0.05, 0.1, 0.2, 0.4, 0.8)
+
+
 class ChatTurns:
     """Runs a chat's turns for a worker: admission, batches, outbox, ack, dead letters."""
 
@@ -217,9 +220,22 @@ class ChatTurns:
             ttl_s = dedupe_ttl_s(fresh[0].message.channel)
             await self._outbox.mark_pending(keys, ttl_s)
             sent_id = await self._answer(fresh, consumer, token, batch)
-            await self._outbox.mark_sent(keys, sent_id, ttl_s)
+            await self._mark_sent(keys, sent_id, ttl_s)
         await self._gate.complete(chat_id, batch[-1].seq)
         await self._queue.ack([entry.id for entry in live])
+
+    async def _mark_sent(self, keys: list[str], sent_id: str | None, ttl_s: float) -> None:
+        """Record the answer as sent, retrying a Redis blip for about 1.5 s: the answer is out,
+        and a record left pending would make the redelivery answer the message again."""
+        for delay in (*_MARK_SENT_BACKOFF_S, None):
+            try:
+                await self._outbox.mark_sent(keys, sent_id, ttl_s)
+                return
+            except StoreUnavailable as exc:
+                if delay is None:
+                    raise
+                logger.warning("outbox mark sent failed, retrying in %.2fs: %s", delay, exc)
+                await asyncio.sleep(delay)
 
     async def _unanswered(self, entries: list[Entry]) -> tuple[Entry, ...]:
         records = await self._outbox.get_many([entry.message.dedupe_key for entry in entries])

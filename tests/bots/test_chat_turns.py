@@ -230,8 +230,10 @@ async def test_redis_lost_mid_turn_fails_the_turn_and_logs(
             await pipeline.turns(handler).handle(e1, "w1")
     finally:
         await client.aclose()
-    assert {line.split(":")[0] for line in logged(caplog)} == {
+    kinds = {line.split(":")[0].split(", retrying")[0] for line in logged(caplog)}
+    assert kinds == {
         f"heartbeat failed entry={e1.id}",
+        "outbox mark sent failed",  # retried for about 1.5 s before the turn fails
         "chat lock release failed",
     }
 
