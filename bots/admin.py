@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import SecretStr
 
+from bots.access_log import HANDLER_ARGS
 from bots.admin_html import conversation_page, error_page, login_page, report_page, review_page
 from bots.admin_settings import AdminSettings
 from bots.metrics import CONTENT_TYPE, Metrics
@@ -38,6 +40,9 @@ ADMIN_TOKEN = web.AppKey("admin_token", SecretStr)
 METRICS = web.AppKey("metrics", Metrics)
 STORE = web.AppKey("feedback_store", FeedbackStore)
 COOKIE = "tierbot_admin"
+_NUMBER = re.compile(r"[0-9]{1,12}")
+"""An ASCII number small enough for any column: `str.isdigit` also passes `²`, and SQLite
+overflows past 2**63."""
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/admin/login"})
 REVIEW_LIMIT = 200
 _HEADERS = {
@@ -57,7 +62,7 @@ def create_admin_app(
     """The admin listener's app: `mount_admin` on a fresh app, plus `/healthz` and `/readyz`
     (ready once the feedback store is open). Raises ConfigError naming `TIERBOT_ADMIN_TOKEN`
     when no token is set."""
-    app = web.Application()
+    app = web.Application(handler_args=HANDLER_ARGS)
     mount_admin(app, settings=settings, feedback=feedback, metrics=metrics)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
@@ -148,7 +153,7 @@ def session_value(token: SecretStr, expires: int) -> str:
 def valid_session(token: SecretStr, value: str, now: float) -> bool:
     """True for an unexpired cookie made by `session_value` with this token."""
     expires, _, _ = value.partition(".")
-    if not expires.isdigit() or int(expires) <= now:
+    if _NUMBER.fullmatch(expires) is None or int(expires) <= now:
         return False
     return hmac.compare_digest(value.encode(), session_value(token, int(expires)).encode())
 
@@ -221,7 +226,10 @@ async def _login_form(request: web.Request) -> web.Response:
 
 
 async def _login(request: web.Request) -> web.Response:
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError:  # a multipart body without a boundary; UnicodeDecodeError is one too
+        return _html(login_page("Could not read the form: send the token field."), status=400)
     presented = form.get("token")
     token = request.app[ADMIN_TOKEN]
     if not isinstance(presented, str) or not token_matches(token, presented):
@@ -256,7 +264,7 @@ def _text(request: web.Request, name: str) -> str | None:
 def review_filter(request: web.Request, now: datetime) -> TurnFilter:
     """The review filter the query string asks for; raise QueryError on a bad value."""
     since, until, tier, rating = (_text(request, n) for n in ("since", "until", "tier", "rating"))
-    if tier is not None and not tier.isdigit():
+    if tier is not None and _NUMBER.fullmatch(tier) is None:
         raise QueryError(f"tier must be a number, not {tier!r}")
     if rating is not None and rating not in RATINGS:
         raise QueryError(f"rating must be one of {', '.join(RATINGS)}")

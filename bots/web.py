@@ -1,5 +1,6 @@
 """The web applications: the API process (health probes, the OpenAI-compatible API under `/v1`
-with its auth, the chat webhooks) and a worker process's health listener, with their lifetimes."""
+with its auth, the chat webhooks, `/openapi.json`) and a worker process's health listener, with
+their lifetimes."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+from importlib import resources
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import SecretStr
 
+from bots.access_log import HANDLER_ARGS
 from bots.api_settings import API_ENV_PREFIX, ApiSettings
 from bots.assembly import LLMStack
 from bots.errors import StoreUnavailable
@@ -32,6 +36,7 @@ API_SETTINGS = web.AppKey("api_settings", ApiSettings)
 LLM_FACTORY = web.AppKey[Callable[[], LLMStack]]("llm_factory")
 MESSAGING = web.AppKey("messaging", Messaging)
 WORKER = web.AppKey("worker", Worker)
+OPENAPI = web.AppKey("openapi", bytes)
 READINESS_TIMEOUT_S = 1.0
 _PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
@@ -50,9 +55,16 @@ def create_app(
     With `messaging` it also serves the chat webhooks (roles web and all) and runs a worker
     (role all), and it closes the pipeline's Redis client last.
     """
-    app = web.Application(client_max_size=api.max_body_bytes)
+    app = web.Application(client_max_size=api.max_body_bytes, handler_args=HANDLER_ARGS)
     app[API_SETTINGS] = api
-    app[CHAT] = ChatBackend(router=router, policy=policy, execution=execution)
+    app[CHAT] = ChatBackend(
+        router=router,
+        policy=policy,
+        execution=execution,
+        stream_batch_s=api.stream_batch_ms / 1000,
+    )
+    if messaging is not None:  # the fleet's id-hash key, so API log lines join chat ones
+        app[CHAT] = replace(app[CHAT], id_key=messaging.id_key)
     _add_lifetimes(app, llm, messaging)
     if messaging is not None and messaging.serves_webhooks:
         add_webhook_routes(
@@ -60,9 +72,12 @@ def create_app(
             channels=messaging.channels,
             enqueue=webhook_enqueue(messaging.stores),
             id_key=messaging.id_key,
+            metrics=messaging.metrics,
         )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app[OPENAPI] = resources.files("bots").joinpath("openapi.json").read_bytes()
+    app.router.add_get("/openapi.json", openapi)
     v1 = web.Application(middlewares=[_openai_errors, _authenticate])
     v1.router.add_post("/chat/completions", chat_completions)
     v1.router.add_get("/models", list_models)
@@ -72,7 +87,7 @@ def create_app(
 
 def create_worker_app(*, messaging: Messaging, llm: Callable[[], LLMStack]) -> web.Application:
     """A worker process's app: `/healthz` and `/readyz` only, running the worker meanwhile."""
-    app = web.Application()
+    app = web.Application(handler_args=HANDLER_ARGS)
     _add_lifetimes(app, llm, messaging)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -129,6 +144,12 @@ async def _llm_lifetime(app: web.Application) -> AsyncIterator[None]:
 async def healthz(request: web.Request) -> web.Response:
     """`GET /healthz`: the process is alive and serving."""
     return web.json_response({"status": "ok"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """`GET /openapi.json`: this listener's OpenAPI description (the admin listener's,
+    `bots/openapi_admin.json`, is not served here)."""
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -223,4 +244,5 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return exc.response()
     except web.HTTPError as exc:
         code = exc.reason.lower().replace(" ", "_")
-        return ApiError(exc.status, exc.text or exc.reason, code=code).response()
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None  # a 405's
+        return ApiError(exc.status, exc.text or exc.reason, code=code, headers=allow).response()

@@ -36,19 +36,20 @@ class TurnFilter:
 
 def parse_when(text: str, now: datetime) -> datetime:
     """Parse `24h`, `7d`, `30m`, `90s`, `2w` (that long before `now`) or an ISO date/time (UTC
-    when it carries no offset); raise QueryError saying what is accepted."""
-    relative = _RELATIVE.match(text)
-    if relative:
-        amount, unit = float(relative.group(1)), relative.group(2)
-        return now - timedelta(seconds=amount * _UNIT_SECONDS[unit])
+    when it carries no offset); raise QueryError saying what is accepted, also for a time that
+    falls outside the calendar (`99999999w`, year 1 with a positive offset)."""
     try:
+        relative = _RELATIVE.match(text)
+        if relative:
+            amount, unit = float(relative.group(1)), relative.group(2)
+            return now - timedelta(seconds=amount * _UNIT_SECONDS[unit])
         parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise QueryError(
             f"cannot read time {text!r}: use a span like 24h, 7d, 30m, 2w or an ISO date/time "
             "like 2025-05-01 or 2025-05-01T12:00:00+02:00"
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _escape_like(value: str) -> str:

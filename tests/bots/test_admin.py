@@ -112,6 +112,36 @@ async def test_wrong_login_is_refused(client: Client) -> None:
     assert COOKIE not in response.cookies
 
 
+async def test_unreadable_login_form_is_a_400(client: Client) -> None:
+    response = await client.post(
+        "/admin/login",
+        data=b"token=x",
+        headers={"Content-Type": "multipart/form-data"},
+        allow_redirects=False,
+    )
+    assert response.status == 400
+    assert "Could not read the form" in await response.text()
+
+
+@pytest.mark.parametrize("tier", ["\u00b2", "9" * 30, "-1"])
+async def test_review_refuses_a_tier_that_is_no_small_number(client: Client, tier: str) -> None:
+    response = await client.get("/admin/review", params={"tier": tier}, headers=BEARER)
+    assert response.status == 400
+    assert "tier must be a number" in await response.text()
+
+
+@pytest.mark.parametrize("when", ["99999999w", "0001-01-01T00:00:00+01:00"])
+async def test_review_and_report_refuse_a_time_off_the_calendar(client: Client, when: str) -> None:
+    for path in ("/admin/review", "/admin/report"):
+        response = await client.get(path, params={"since": when}, headers=BEARER)
+        assert response.status == 400, path
+
+
+def test_a_cookie_with_unicode_digits_is_no_session() -> None:
+    token = SecretStr(TOKEN)
+    assert not valid_session(token, "\u00b2\u00b2." + "0" * 64, time.time())
+
+
 async def test_login_sets_a_strict_httponly_cookie(client: Client) -> None:
     response = await client.post("/admin/login", data={"token": TOKEN}, allow_redirects=False)
     assert response.status == 303
