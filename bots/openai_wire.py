@@ -84,7 +84,7 @@ class _Message(BaseModel):
 class _StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    include_usage: bool = False
+    include_usage: bool = Field(default=False, strict=True)
 
 
 class ChatCompletionRequest(BaseModel):
@@ -95,11 +95,12 @@ class ChatCompletionRequest(BaseModel):
 
     model: str = Field(min_length=1)
     messages: list[_Message] = Field(min_length=1)
-    stream: bool = False
+    # strict: JSON booleans and integers only, as OpenAI's API (no `"stream": 0`, `"n": "1"`)
+    stream: bool = Field(default=False, strict=True)
     stream_options: _StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    n: int = Field(default=1, ge=1, le=1)
+    max_tokens: int | None = Field(default=None, ge=1, strict=True)
+    max_completion_tokens: int | None = Field(default=None, ge=1, strict=True)
+    n: int = Field(default=1, ge=1, le=1, strict=True)
     user: str | None = Field(default=None, max_length=256)
 
     @model_validator(mode="after")

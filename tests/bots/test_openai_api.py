@@ -340,3 +340,26 @@ async def test_without_batching_every_piece_is_its_own_chunk(
     ]
     assert pieces == tokens(text)
     assert chunks[-1].usage is not None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"stream": 0},
+        {"stream": "yes"},
+        {"stream_options": {"include_usage": 1}},
+        {"max_tokens": "5"},
+        {"n": "1"},
+    ],
+    ids=str,
+)
+async def test_booleans_and_integers_must_be_json_ones(fields: dict[str, object]) -> None:
+    """Found by schemathesis: pydantic's lax mode took `"stream": 0` and `"max_tokens": "5"`."""
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}], **fields}
+    async with (
+        TestServer(build_app(offline=True), host="127.0.0.1", port=0) as server,
+        aiohttp.ClientSession() as session,
+        session.post(server.make_url("/v1/chat/completions"), json=body) as response,
+    ):
+        assert response.status == 400
+        assert (await response.json())["error"]["type"] == "invalid_request_error"
