@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import event
@@ -40,7 +42,7 @@ def _explicit_sqlite_transactions(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: object) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -48,3 +50,17 @@ def _explicit_sqlite_transactions(engine: AsyncEngine) -> None:
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, retried for up to 30 s: while another process switches the
+    same new file, SQLite can answer "database is locked" at once, without its busy handler
+    (seen with three stores opening one file together). This runs on aiosqlite's thread."""
+    for attempt in range(300):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 299:
+                raise
+            time.sleep(0.1)
