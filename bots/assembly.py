@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from routing.breaker import Breaker, BreakerConfig, MemoryBreaker
 from routing.breaker_redis import RedisBreaker
 from routing.budget import RetryBudget
+from routing.constants import BREAKER_PREFIX
 from routing.errors import ConfigError
 from routing.execution_settings import ExecutionSettings, ProviderCredentials, ProviderKind
 from routing.execution_types import Deadlines, Link
@@ -165,8 +166,13 @@ def build_llm_stack(
     credentials: ProviderCredentials,
     offline: bool,
     redis: Redis | None,
+    redis_prefix: str = "",
 ) -> LLMStack:
-    """Assemble the executor; offline replaces every chain with the labelled offline provider."""
+    """Assemble the executor; offline replaces every chain with the labelled offline provider.
+
+    With `redis`, the breakers are shared by every process under `redis_prefix` (the
+    deployment's TIERBOT_REDIS_KEY_PREFIX), so deployments sharing one Redis with other keys
+    never see each other's trips and 429 cooldowns."""
     if len(settings.ttft_slo_seconds) not in (1, policy.top):
         raise ConfigError(
             f"{ENV_PREFIX}TTFT_SLO_SECONDS: needs {policy.top} values, one per tier (or one)"
@@ -181,7 +187,9 @@ def build_llm_stack(
         providers = build_providers(settings, credentials)
     config = BreakerConfig()
     breaker: Breaker = (
-        MemoryBreaker(config=config) if redis is None else RedisBreaker(redis, config=config)
+        MemoryBreaker(config=config)
+        if redis is None
+        else RedisBreaker(redis, config=config, prefix=redis_prefix + BREAKER_PREFIX)
     )
     executor = Executor(
         chains=chains,

@@ -23,12 +23,14 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, assert_never
 
 from bots.errors import StoreUnavailable
 from bots.queue import Entry, Queue, QueueSettings, dedupe_ttl_s
+from bots.turn_fence import fenced
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,25 @@ class ChatSettings:
     """A chat's state is forgotten after this long without traffic."""
     timeout_s: float = 2.0
     """Bound on each call to the shared store."""
+    record_retry_s: float = 1.5
+    """How long recording a delivered answer as sent is retried while the store is unreachable:
+    the answer is out, and a record left pending makes the redelivery answer again. Up to the
+    queue's `min_idle_s` less one heartbeat is useful (until another worker may claim it)."""
+
+    @classmethod
+    def for_queue(
+        cls, queue: QueueSettings, *, lock_ttl_s: float, max_deliveries: int
+    ) -> ChatSettings:
+        """The settings a worker runs with: the lock renewed three times per TTL, and a
+        delivered answer's sent record retried until the queue may hand its entries to another
+        worker (`min_idle_s` after the last heartbeat)."""
+        heartbeat_s = lock_ttl_s / 3
+        return cls(
+            lock_ttl_s=lock_ttl_s,
+            heartbeat_s=heartbeat_s,
+            max_deliveries=max_deliveries,
+            record_retry_s=queue.min_idle_s - heartbeat_s,
+        )
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_s < self.lock_ttl_s:
@@ -67,10 +88,21 @@ class ChatSettings:
             "max_deliveries": self.max_deliveries,
             "chat_ttl_s": self.chat_ttl_s,
             "timeout_s": self.timeout_s,
+            "record_retry_s": self.record_retry_s,
         }
         bad = [f"{name}={value}" for name, value in numbers.items() if value <= 0]
         if bad:
             raise ValueError(f"chat settings must be positive: {', '.join(bad)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """What renewing a chat's lock found."""
+
+    parked: tuple[str, ...]
+    """The ids of the chat's parked entries (the holder keeps them claimed)."""
+    retaken: bool = False
+    """The lock had expired with nobody else taking it, and was taken again."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,8 +132,13 @@ class ChatGate(Protocol):
         """Mark every entry up to `last_seq` finished and unpark them (idempotent)."""
         ...
 
-    async def extend(self, chat_id: str, token: str) -> tuple[str, ...] | None:
-        """Renew the lock; return the ids of the chat's parked entries, or None if it was lost."""
+    async def extend(self, chat_id: str, token: str, first_seq: int) -> Renewal | None:
+        """Renew the lock of the holder of the batch starting at `first_seq`; None if it was lost.
+
+        A lock that expired (a stalled event loop, a Redis restart that dropped the key) is taken
+        again when nobody else holds it and the batch is not finished; lost means another worker
+        holds the chat or has finished the batch, so the caller must not deliver its answer.
+        """
         ...
 
     async def release(self, chat_id: str, token: str) -> None:
@@ -153,7 +190,13 @@ def coalesced_text(entries: Sequence[Entry]) -> str:
     return "\n".join(entry.message.text for entry in entries if entry.message.text)
 
 
-_MARK_SENT_BACKOFF_S = (0.05, 0.1, 0.2, 0.4, 0.8)
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.05, 0.25
+"""Backoff of the store calls that must get through (the fence, the sent record): short, so
+an answer is recorded within a quarter second of the store's return."""
+
+
+class _LockLost(Exception):
+    """The turn was stopped because another worker holds its chat now."""
 
 
 class ChatTurns:
@@ -195,6 +238,8 @@ class ChatTurns:
             while batch := await self._gate.next_batch(chat_id, token):
                 await self._turn(batch, consumer, token)
                 turns += 1
+        except _LockLost:  # the chat's new holder answers these entries and acks them
+            return turns
         except BaseException:
             await self._release(chat_id, token)
             raise
@@ -225,17 +270,22 @@ class ChatTurns:
         await self._queue.ack([entry.id for entry in live])
 
     async def _mark_sent(self, keys: list[str], sent_id: str | None, ttl_s: float) -> None:
-        """Record the answer as sent, retrying a Redis blip for about 1.5 s: the answer is out,
-        and a record left pending would make the redelivery answer the message again."""
-        for delay in (*_MARK_SENT_BACKOFF_S, None):
+        """Record the answer as sent, retrying an unreachable store (a blip, a Redis restart) for
+        up to `record_retry_s`, backing off from 50 to 250 ms."""
+        deadline = time.monotonic() + self._settings.record_retry_s
+        delay = _RETRY_FIRST_S
+        while True:
             try:
                 await self._outbox.mark_sent(keys, sent_id, ttl_s)
                 return
             except StoreUnavailable as exc:
-                if delay is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise
+                delay = min(delay, left)
                 logger.warning("outbox mark sent failed, retrying in %.2fs: %s", delay, exc)
                 await asyncio.sleep(delay)
+                delay = min(2 * delay, _RETRY_MAX_S)
 
     async def _unanswered(self, entries: list[Entry]) -> tuple[Entry, ...]:
         records = await self._outbox.get_many([entry.message.dedupe_key for entry in entries])
@@ -259,19 +309,43 @@ class ChatTurns:
     ) -> str | None:
         """Run the handler while a task keeps the lock and the chat's entries claimed.
 
-        The task is stopped with an event, not cancelled: redis-py writes with
+        If the lock is lost meanwhile (another worker took the chat after this one stalled past
+        the lock's TTL), the handler is cancelled before it delivers more, and `_LockLost` tells
+        `handle` to leave the turn to the new holder, which answers the same messages. The
+        channel checks the lock once more right before the final answer goes out
+        (`bots.turn_fence`), which closes the gap between two heartbeats. An answer the handler
+        finished anyway (its cancellation came too late) is recorded as sent.
+
+        The keep-alive task is stopped with an event, not cancelled: redis-py writes with
         `asyncio.wait_for`, which on Python 3.11 can swallow a cancellation.
         """
-        finished = asyncio.Event()
-        beat = asyncio.create_task(self._keep_alive(batch, consumer, token, finished))
+        finished, lost = asyncio.Event(), asyncio.Event()
+        work: asyncio.Task[str | None]
+
+        async def fence() -> None:
+            await self._fence(batch, token, lost, work)
+
+        work = asyncio.create_task(self._handler(fresh), context=fenced(fence))
+        beat = asyncio.create_task(self._keep_alive(batch, consumer, token, finished, lost, work))
         try:
-            return await self._handler(fresh)
+            return await work
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if lost.is_set() and (task is None or not task.cancelling()):
+                raise _LockLost from None
+            raise
         finally:
             finished.set()
             await beat
 
     async def _keep_alive(
-        self, batch: tuple[Entry, ...], consumer: str, token: str, finished: asyncio.Event
+        self,
+        batch: tuple[Entry, ...],
+        consumer: str,
+        token: str,
+        finished: asyncio.Event,
+        lost: asyncio.Event,
+        work: asyncio.Task[str | None],
     ) -> None:
         chat_id = batch[0].message.chat_id
         ids = [entry.id for entry in batch]
@@ -279,16 +353,72 @@ class ChatTurns:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._settings.heartbeat_s):
                     await finished.wait()
-            if finished.is_set():
+            if finished.is_set() or lost.is_set():
                 return
             try:
-                parked = await self._gate.extend(chat_id, token)
-                if parked is None:
-                    logger.warning("chat lock lost while answering entry=%s", batch[0].id)
+                renewal = await self._gate.extend(chat_id, token, batch[0].seq)
+                if not self._renewed(renewal, batch, lost, work):
                     return
+                parked = () if renewal is None else renewal.parked
                 await self._queue.heartbeat(consumer, list(dict.fromkeys([*ids, *parked])))
             except StoreUnavailable as exc:
                 logger.warning("heartbeat failed entry=%s: %s", batch[0].id, exc)
+
+    async def _fence(
+        self,
+        batch: tuple[Entry, ...],
+        token: str,
+        lost: asyncio.Event,
+        work: asyncio.Task[str | None],
+    ) -> None:
+        """Right before the final answer: renew the lock, retrying an unreachable store for up
+        to `record_retry_s` (then the answer goes out unconfirmed, logged); stop the turn if
+        another worker holds the chat."""
+        deadline = time.monotonic() + self._settings.record_retry_s
+        delay = _RETRY_FIRST_S
+        while True:
+            try:
+                renewal = await self._gate.extend(batch[0].message.chat_id, token, batch[0].seq)
+                break
+            except StoreUnavailable as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    logger.warning(
+                        "chat lock not confirmed before the answer entry=%s: sending it: %s",
+                        batch[0].id,
+                        exc,
+                    )
+                    return
+                await asyncio.sleep(min(delay, left))
+                delay = min(2 * delay, _RETRY_MAX_S)
+        if not self._renewed(renewal, batch, lost, work):
+            raise asyncio.CancelledError
+
+    def _renewed(
+        self,
+        renewal: Renewal | None,
+        batch: tuple[Entry, ...],
+        lost: asyncio.Event,
+        work: asyncio.Task[str | None],
+    ) -> bool:
+        """Log what a renewal found; on a lost lock, cancel the turn and return False."""
+        if renewal is not None:
+            if renewal.retaken:
+                logger.warning(
+                    "chat lock expired while answering entry=%s: nobody had taken it, taken again",
+                    batch[0].id,
+                )
+            return True
+        if not lost.is_set():
+            logger.warning(
+                "chat lock lost while answering entry=%s deliveries=%d: turn stopped, "
+                "left to the lock's new holder",
+                batch[0].id,
+                batch[0].deliveries,
+            )
+            lost.set()
+            work.cancel()
+        return False
 
     async def _release(self, chat_id: str, token: str) -> None:
         try:

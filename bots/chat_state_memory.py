@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from bots.chat_state import Admission, ChatSettings, OutboxRecord
+from bots.chat_state import Admission, ChatSettings, OutboxRecord, Renewal
 from bots.queue import Entry
 
 Clock = Callable[[], float]
@@ -65,12 +65,16 @@ class MemoryChatGate:
         if not parked:
             self._parked.pop(chat_id, None)
 
-    async def extend(self, chat_id: str, token: str) -> tuple[str, ...] | None:
-        """Renew the lock; the parked entries' ids, or None if the lock is not `token`'s."""
-        if self._holder(chat_id) != token:
+    async def extend(self, chat_id: str, token: str, first_seq: int) -> Renewal | None:
+        """Renew the lock (taking it again if it expired and is free while the batch starting at
+        `first_seq` is unfinished); the parked entries' ids, or None if the lock is lost."""
+        holder = self._holder(chat_id)
+        retaken = holder != token
+        if retaken and (holder is not None or first_seq <= self._done.get(chat_id, 0)):
             return None
         self._lock(chat_id, token)
-        return tuple(entry.id for entry in self._parked.get(chat_id, {}).values())
+        parked = tuple(entry.id for entry in self._parked.get(chat_id, {}).values())
+        return Renewal(parked, retaken=retaken)
 
     async def release(self, chat_id: str, token: str) -> None:
         """Give the lock up if `token` holds it."""

@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager
 
 from redis.asyncio import Redis
 
-from bots.chat_state import Admission, ChatSettings, OutboxRecord, OutboxStatus
+from bots.chat_state import Admission, ChatSettings, OutboxRecord, OutboxStatus, Renewal
 from bots.constants import PIPELINE_PREFIX
 from bots.errors import store_call
 from bots.queue import Entry
@@ -55,16 +55,24 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
-# KEYS: chat, lock. ARGV: token, lock ms. Returns the parked entry ids, or nil if not the owner.
+# KEYS: chat, lock. ARGV: token, lock ms, first seq of the holder's batch. Returns nil if the
+# lock is lost (another holder, or the batch finished), else {retaken 0/1, parked ids...}.
 _EXTEND = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-local ids = {}
+local holder = redis.call('GET', KEYS[2])
+local out = {0}
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+else
+  if holder then return false end
+  if tonumber(ARGV[3]) <= tonumber(redis.call('HGET', KEYS[1], 'done') or 0) then return false end
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  out[1] = 1
+end
 local fields = redis.call('HGETALL', KEYS[1])
 for i = 1, #fields, 2 do
-  if string.sub(fields[i], 1, 2) == 'p:' then ids[#ids + 1] = cjson.decode(fields[i + 1]).id end
+  if string.sub(fields[i], 1, 2) == 'p:' then out[#out + 1] = cjson.decode(fields[i + 1]).id end
 end
-return ids
+return out
 """
 
 # KEYS: lock. ARGV: token.
@@ -113,11 +121,16 @@ class RedisChatGate:
         async with self._call("complete"):
             await self._complete(self._keys(chat_id)[:1], (last_seq, self._settings.chat_ttl_s))
 
-    async def extend(self, chat_id: str, token: str) -> tuple[str, ...] | None:
-        """Renew the lock; the parked entries' ids, or None if the lock is not `token`'s."""
+    async def extend(self, chat_id: str, token: str, first_seq: int) -> Renewal | None:
+        """Renew the lock, or take it again if it expired, is free and the batch starting at
+        `first_seq` is unfinished; None if the lock is lost."""
+        args = (token, _ms(self._settings.lock_ttl_s), first_seq)
         async with self._call("extend"):
-            ids = await self._extend(self._keys(chat_id), (token, _ms(self._settings.lock_ttl_s)))
-        return None if ids is None else tuple(_text(i) for i in ids)
+            reply = await self._extend(self._keys(chat_id), args)
+        if reply is None:
+            return None
+        retaken, *ids = reply
+        return Renewal(tuple(_text(i) for i in ids), retaken=bool(int(retaken)))
 
     async def release(self, chat_id: str, token: str) -> None:
         """Give the lock up if `token` holds it."""

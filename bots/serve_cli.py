@@ -113,6 +113,7 @@ def build_serving(args: argparse.Namespace, *, policy: Policy, router: Router) -
         credentials=credentials,
         offline=args.offline,
         redis=messaging.stores.redis,
+        redis_prefix=messaging.settings.redis_key_prefix,
     )
     grace = api.shutdown_grace_seconds
     admin = load_admin_settings()

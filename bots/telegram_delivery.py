@@ -39,6 +39,7 @@ from bots.errors import BotError, DeliveryFailed
 from bots.formatting import apology, stopped_note, telegram_messages, telegram_parts, to_plain
 from bots.send_limits import AnswerFeed, Heartbeats, SendLimits, show_paced
 from bots.telegram_api import TelegramApi, TelegramPacing
+from bots.turn_fence import before_final_answer
 from bots.types import InboundMessage
 from routing.execution_types import ExecEvent
 
@@ -119,6 +120,7 @@ class TelegramDelivery:
         view = board if group else _Drafts(self._api, message)
         stopped = await self._run(message, feed, view, notice)
         text, parts = _conclusion(message, feed, view.shown, markup, stopped=stopped)
+        await before_final_answer()
         last = await board.finish(parts)
         outcome = None if stopped else feed.outcome
         return Delivered(platform_message_id=last, text=text, outcome=outcome, stopped=stopped)

@@ -38,6 +38,7 @@ from bots.formatting import (
     whatsapp_messages,
 )
 from bots.send_limits import AnswerFeed, Heartbeats, SendLimits
+from bots.turn_fence import before_final_answer
 from bots.types import InboundMessage
 from routing.errors import ConfigError
 from routing.execution_types import ExecEvent
@@ -230,6 +231,7 @@ class WhatsAppDelivery:
                 "whatsapp: 24 h window closed while answering update=%s", message.dedupe_key
             )
             return Delivered(platform_message_id=None, text=text, outcome=outcome)
+        await before_final_answer()
         if with_buttons:
             last = await self._send_answer(message, chunks, buttons)
         else:

@@ -34,8 +34,8 @@ class WorkerSettings(BaseSettings):
     redis_key_prefix: str = Field(
         default="",
         max_length=64,
-        description="Prepended to every key of the message pipeline, so several deployments "
-        "(or test runs) can share one Redis.",
+        description="Prepended to every key of the message pipeline and of the provider "
+        "breakers, so several deployments (or test runs) can share one Redis.",
     )
     worker_concurrency: int = Field(
         default=64,
@@ -119,9 +119,10 @@ class WorkerSettings(BaseSettings):
         )
 
     def chat(self) -> ChatSettings:
-        """The chat gate's settings; the lock is renewed three times per TTL."""
-        ttl = self.chat_lock_ttl_seconds
-        return ChatSettings(lock_ttl_s=ttl, heartbeat_s=ttl / 3, max_deliveries=self.max_deliveries)
+        """The chat gate's settings (see `ChatSettings.for_queue`)."""
+        return ChatSettings.for_queue(
+            self.queue(), lock_ttl_s=self.chat_lock_ttl_seconds, max_deliveries=self.max_deliveries
+        )
 
     def limits(self) -> LimitSettings:
         """The per-user limits."""

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from redis.asyncio import Redis
 
 from bots.assembly import NO_KEYS, build_llm_stack, offline_chains, resolve_chains
+from routing.constants import BREAKER_PREFIX
 from routing.errors import ConfigError
 from routing.execution_settings import load_execution_settings
 from routing.policy import Policy, build_policy
 from routing.settings import load_routing_settings
+from tests.bots.redis_fixtures import fixture_prefix, fixture_redis_client  # noqa: F401
 
 PROVIDER_VARS = (
     "OPENAI_API_KEY",
@@ -50,6 +53,28 @@ async def test_default_chains_keep_only_providers_with_a_key(
         assert spec is not None
         assert spec.context_window == 131_072
     finally:
+        await stack.aclose()
+
+
+async def test_shared_breakers_live_under_the_deployments_key_prefix(
+    monkeypatch: pytest.MonkeyPatch, redis_client: Redis, prefix: str
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    settings, credentials = load_execution_settings()
+    stack = build_llm_stack(
+        policy=policy(),
+        settings=settings,
+        credentials=credentials,
+        offline=False,
+        redis=redis_client,
+        redis_prefix=prefix,
+    )
+    try:
+        await stack.breaker.cooldown("openai:gpt-4o", 30)
+        keys = await redis_client.keys(f"*{BREAKER_PREFIX}*")
+        assert keys == [f"{prefix}{BREAKER_PREFIX}{{openai:gpt-4o}}:cooldown".encode()]
+    finally:
+        await redis_client.delete(*keys)
         await stack.aclose()
 
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from bots.chat_state import ChatSettings, OutboxRecord, check_timing
+from bots.chat_state import ChatSettings, OutboxRecord, Renewal, check_timing
 from bots.queue import Entry, QueueSettings
 from tests.bots.pipeline_support import (  # noqa: F401
     CHAT,
@@ -80,10 +80,13 @@ async def test_extend_renews_the_lock_and_lists_the_parked_entries(pipeline: Pip
     e1, e2 = await pipeline.entries(1, 2)
     await gate.admit(e1, "t1")
     await gate.admit(e2, "t2")
-    assert sorted(await gate.extend(CHAT, "t1") or ()) == sorted([e1.id, e2.id])
-    assert await gate.extend(CHAT, "t2") is None
+    renewal = await gate.extend(CHAT, "t1", 1)
+    assert renewal is not None
+    assert not renewal.retaken
+    assert sorted(renewal.parked) == sorted([e1.id, e2.id])
+    assert await gate.extend(CHAT, "t2", 2) is None
     await gate.complete(CHAT, 1)
-    assert await gate.extend(CHAT, "t1") == (e2.id,)
+    assert await gate.extend(CHAT, "t1", 2) == Renewal((e2.id,))
 
 
 async def test_an_expired_lock_passes_to_the_next_admission(pipeline: Pipeline) -> None:
@@ -91,14 +94,41 @@ async def test_an_expired_lock_passes_to_the_next_admission(pipeline: Pipeline) 
     e1, e2 = await pipeline.entries(1, 2)
     assert await gate.admit(e1, "t1") == "locked"
     await asyncio.sleep(0.15)
-    assert await gate.extend(CHAT, "t1") == (e1.id,)
+    assert await gate.extend(CHAT, "t1", 1) == Renewal((e1.id,))
     await asyncio.sleep(0.15)  # 0.3 s after the admission, 0.15 s after the renewal
     assert await gate.admit(e2, "t2") == "parked"
     await asyncio.sleep(0.3)
-    assert await gate.extend(CHAT, "t1") is None
     again = Entry(id=e1.id, seq=1, deliveries=2, message=e1.message)  # claimed by a rescuer
     assert await gate.admit(again, "t3") == "locked"
+    assert await gate.extend(CHAT, "t1", 1) is None  # the stalled holder has lost it
     assert await gate.next_batch(CHAT, "t3") == (again, e2)
+
+
+async def test_an_expired_lock_nobody_took_is_taken_again_by_its_holder(
+    pipeline: Pipeline,
+) -> None:
+    gate = pipeline.gate
+    e1, e2 = await pipeline.entries(1, 2)
+    assert await gate.admit(e1, "t1") == "locked"
+    await asyncio.sleep(0.45)  # past the lock's TTL, nobody else came
+    renewal = await gate.extend(CHAT, "t1", 1)
+    assert renewal == Renewal((e1.id,), retaken=True)
+    assert await gate.admit(e2, "t2") == "parked"  # the holder has it again
+
+
+async def test_an_expired_lock_is_not_taken_again_for_a_finished_batch(
+    pipeline: Pipeline,
+) -> None:
+    gate = pipeline.gate
+    (e1,) = await pipeline.entries(1)
+    assert await gate.admit(e1, "t1") == "locked"
+    await asyncio.sleep(0.45)
+    again = Entry(id=e1.id, seq=1, deliveries=2, message=e1.message)
+    assert await gate.admit(again, "t2") == "locked"  # a rescuer answers it and lets go
+    assert await gate.next_batch(CHAT, "t2") == (again,)
+    await gate.complete(CHAT, 1)
+    assert await gate.next_batch(CHAT, "t2") == ()
+    assert await gate.extend(CHAT, "t1", 1) is None
 
 
 async def test_only_the_holder_releases_the_lock(pipeline: Pipeline) -> None:

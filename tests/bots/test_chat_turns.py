@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from bots.chat_state import ChatSettings, OutboxRecord, coalesced_text
 from bots.errors import StoreUnavailable
 from bots.queue import Entry, QueueSettings
+from bots.turn_fence import before_final_answer
 from tests.bots.pipeline_support import (  # noqa: F401
     CHAT,
     TTL,
@@ -35,6 +36,7 @@ from tests.bots.redis_fixtures import (  # noqa: F401
     fixture_private_redis,
     fixture_redis_client,
 )
+from tests.chaos.fault_proxy import FaultProxy
 
 
 def logged(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -190,22 +192,92 @@ async def test_a_long_turn_keeps_its_lock_and_its_chats_entries(
 # --- Redis only ------------------------------------------------------------------------------
 
 
-async def test_a_lost_lock_is_logged_and_the_turn_still_finishes(
+async def test_a_lock_that_vanished_is_taken_again_and_the_turn_finishes(
     redis_client: Redis, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     chat = ChatSettings(lock_ttl_s=1, heartbeat_s=0.05)
     pipeline = redis_pipeline(redis_client, prefix, QueueSettings(block_ms=50), chat)
+    lock = f"{prefix}chat:{CHAT}:lock"
+    holders: list[bytes | str | None] = []
 
     async def handler(entries: tuple[Entry, ...]) -> str:
-        await redis_client.delete(f"{prefix}chat:{CHAT}:lock")
+        await redis_client.delete(lock)  # as a Redis restart without that key would
         await asyncio.sleep(0.2)
+        holders.append(await redis_client.get(lock))
         return "sent"
 
     (e1,) = await pipeline.entries(1)
     with caplog.at_level(logging.WARNING, logger="bots.chat_state"):
         assert await pipeline.turns(handler).handle(e1, "w1") == 1
-    assert logged(caplog) == [f"chat lock lost while answering entry={e1.id}"]
+    assert logged(caplog) == [
+        f"chat lock expired while answering entry={e1.id}: nobody had taken it, taken again"
+    ]
+    assert holders[0] is not None  # the worker held the chat again before it answered
     assert await pipeline.outbox.get(key(1)) == sent("sent")
+    assert (await pipeline.queue.stats()).pending == 0
+
+
+@pytest.mark.parametrize(
+    "found_by",
+    ["heartbeat", "fence"],
+    ids=["found by the heartbeat", "found at the fence before the final answer"],
+)
+async def test_a_turn_whose_chat_another_worker_took_stops_without_answering(
+    redis_client: Redis, prefix: str, caplog: pytest.LogCaptureFixture, found_by: str
+) -> None:
+    if found_by == "heartbeat":
+        chat = ChatSettings(lock_ttl_s=1, heartbeat_s=0.05)
+    else:
+        chat = ChatSettings(lock_ttl_s=30, heartbeat_s=10)  # no heartbeat during the turn
+    pipeline = redis_pipeline(redis_client, prefix, QueueSettings(block_ms=50), chat)
+    delivered: list[str] = []
+
+    async def handler(entries: tuple[Entry, ...]) -> str:
+        await redis_client.set(f"{prefix}chat:{CHAT}:lock", "another-worker", px=5000)
+        if found_by == "heartbeat":
+            await asyncio.sleep(2)  # streaming the answer; the heartbeat finds the lock gone
+        await before_final_answer()  # as the channels do
+        delivered.append("final message")
+        return "sent"
+
+    (e1,) = await pipeline.entries(1)
+    with caplog.at_level(logging.WARNING, logger="bots.chat_state"):
+        async with asyncio.timeout(1):
+            assert await pipeline.turns(handler).handle(e1, "w1") == 0
+    assert delivered == []
+    assert logged(caplog) == [
+        f"chat lock lost while answering entry={e1.id} deliveries=1: turn stopped, "
+        "left to the lock's new holder"
+    ]
+    assert await pipeline.outbox.get(key(1)) == OutboxRecord(status="pending")
+    assert (await pipeline.queue.stats()).pending == 1  # acked by the holder once it answers
+    assert await redis_client.get(f"{prefix}chat:{CHAT}:lock") == b"another-worker"
+
+
+async def test_the_final_answer_waits_for_an_unreachable_store_to_confirm_the_lock(
+    private_redis: PrivateRedis,
+) -> None:
+    chat = ChatSettings(lock_ttl_s=30, heartbeat_s=10, record_retry_s=5)
+    async with FaultProxy(private_redis.port) as proxy:
+        client = await connect(proxy.url())
+        pipeline = redis_pipeline(client, "fence:", QueueSettings(block_ms=50), chat)
+        waited: list[float] = []
+
+        async def handler(entries: tuple[Entry, ...]) -> str:
+            proxy.reset_all()  # Redis drops away for 0.6 s just before the answer is final
+            asyncio.get_running_loop().call_later(0.6, proxy.passthrough)
+            began = time.monotonic()
+            await before_final_answer()
+            waited.append(time.monotonic() - began)
+            return "sent"
+
+        try:
+            (e1,) = await pipeline.entries(1)
+            assert await pipeline.turns(handler).handle(e1, "w1") == 1
+            assert await pipeline.outbox.get(key(1)) == sent("sent")
+        finally:
+            await client.aclose()
+    assert waited[0] >= 0.55  # the answer went out only once the lock was confirmed
 
 
 async def test_redis_lost_mid_turn_fails_the_turn_and_logs(

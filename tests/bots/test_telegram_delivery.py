@@ -11,6 +11,7 @@ from aiogram import Bot
 from bots.formatting import utf16_len
 from bots.stop_signal import MemoryStopSwitch
 from bots.telegram_delivery import TelegramDelivery, keyboard
+from bots.turn_fence import fenced
 from routing.execution_types import Delta, ExecEvent, Restart
 from tests.bots.delivery_support import Script
 from tests.bots.pipeline_kit import until
@@ -68,6 +69,26 @@ async def test_a_private_answer_streams_into_paced_drafts_then_one_formatted_mes
     )
     assert delivered.outcome is not None
     assert delivered.outcome.ok
+
+
+async def test_a_turn_stopped_at_its_fence_shows_drafts_but_sends_no_final_message(
+    delivery: TelegramDelivery, telegram: FakeTelegram
+) -> None:
+    passed: list[str] = []
+
+    async def taken_over() -> None:  # what ChatTurns' fence does when another worker holds the chat
+        passed.append("fence")
+        raise asyncio.CancelledError
+
+    script = Script(*paced(["The answer ", "streams ", "in drafts."], 0.04))
+    streaming = asyncio.create_task(
+        delivery.stream(inbound(), script.events, turn_id="t1"), context=fenced(taken_over)
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await streaming
+    assert passed == ["fence"]
+    assert telegram.calls_to("sendMessageDraft")
+    assert telegram.calls_to("sendMessage") == []
 
 
 async def test_typing_is_sent_at_once_and_repeated_until_the_first_text_shows(

@@ -16,6 +16,7 @@ from pydantic import HttpUrl, SecretStr
 
 from bots.channel_settings import ChannelSettings
 from bots.errors import DeliveryFailed
+from bots.turn_fence import fenced
 from bots.types import InboundMessage
 from bots.whatsapp_delivery import WhatsAppDelivery, WhatsAppPacing
 from routing.errors import ConfigError
@@ -142,6 +143,21 @@ async def test_a_short_answer_is_one_message_with_the_buttons(
     assert (sent.body["to"], sent.body["recipient_type"]) == (USER, "individual")
     assert delivered.platform_message_id == sent.wamid
     assert delivered.text == "## Result\nIt is **done**, see [docs](https://x.org)."
+
+
+async def test_a_turn_stopped_at_its_fence_sends_nothing(
+    delivery: WhatsAppDelivery, whatsapp: FakeWhatsApp
+) -> None:
+    async def taken_over() -> None:  # what ChatTurns' fence does when another worker holds the chat
+        raise asyncio.CancelledError
+
+    answering = asyncio.create_task(
+        delivery.stream(inbound(), Script("It is done.").events, turn_id="t1"),
+        context=fenced(taken_over),
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await answering
+    assert whatsapp.sent == []
 
 
 async def test_an_answer_too_long_for_a_button_body_gets_the_buttons_after_it(

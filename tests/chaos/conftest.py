@@ -71,6 +71,12 @@ def report(request: pytest.FixtureRequest) -> Report:
     return add
 
 
+@pytest.fixture
+def reported(request: pytest.FixtureRequest) -> list[dict[str, object]]:
+    """Every scenario's figures recorded so far in this session (the chaos run's)."""
+    return request.config.stash.setdefault(FIGURES, [])
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """One line of figures per scenario run."""
     rows = terminalreporter.config.stash.get(FIGURES, [])

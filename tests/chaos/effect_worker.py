@@ -27,6 +27,7 @@ from bots.chat_state import ChatSettings, ChatTurns, check_timing
 from bots.chat_state_redis import RedisChatGate, RedisOutbox
 from bots.queue import Entry, QueueSettings
 from bots.queue_redis import RedisQueue
+from bots.turn_fence import before_final_answer
 from bots.worker import Worker, WorkerOptions
 
 READY = "effect worker ready"
@@ -56,13 +57,14 @@ async def run(args: argparse.Namespace) -> int:
     queue_settings = QueueSettings(
         min_idle_s=args.min_idle, claim_interval_s=args.claim_interval, block_ms=200
     )
-    chat_settings = ChatSettings(
-        lock_ttl_s=args.lock_ttl, heartbeat_s=args.lock_ttl / 3, max_deliveries=args.max_deliveries
+    chat_settings = ChatSettings.for_queue(
+        queue_settings, lock_ttl_s=args.lock_ttl, max_deliveries=args.max_deliveries
     )
     check_timing(queue_settings, chat_settings)
 
     async def answer(entries: tuple[Entry, ...], /) -> str:
         await asyncio.sleep(rng.uniform(0.001, 0.030))
+        await before_final_answer()  # as the channels do before the final message
         records = [
             f"{e.message.chat_id} {e.seq} {e.message.dedupe_key} {args.consumer} {e.deliveries}"
             for e in entries
