@@ -37,9 +37,10 @@ SETTINGS = {
 }
 """Fast recovery (a dead worker's messages are claimed after 4 s; T4's test setting is 2 s, but
 with its 1 s chat lock a worker whose event loop stalls for 0.7 s loses its chats, and on this
-loaded 2-core machine workers stall for 1-4 s: every profile then duplicates answers, the path
-`test_duplicate_paths.py` pins down), short provider deadlines so hung and stalled streams fall
-back within the run, and limits no test user reaches."""
+loaded 2-core machine workers stall for 1-4 s: their turns would then stop and wait for the
+chats' new holders, see `test_duplicate_paths.py`, slowing the run down), short provider
+deadlines so hung and stalled streams fall back within the run, and limits no test user
+reaches."""
 WORKER_ARGV = ["--log-level", "INFO", "serve", "--role", "worker", "--port", "0"]
 READY = "serving on"
 ID_KEY = b"e2e-id-hash-key-0123456789"
