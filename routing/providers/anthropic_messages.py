@@ -89,11 +89,7 @@ class AnthropicProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """Stream the answer to `request`; see `LLMProvider`."""
-        tally = StreamTally(
-            provider=self.name,
-            model=request.model,
-            prompt_chars=sum(len(m.content) for m in request.messages),
-        )
+        tally = StreamTally.of(self.name, request)
         idle = self._settings.idle_timeout
         logger.debug("llm call provider=%s model=%s", self.name, request.model)
         try:

@@ -127,6 +127,15 @@ class StreamTally:
         self._text_chars = 0
         self._prompt_chars = prompt_chars
 
+    @classmethod
+    def of(cls, provider: str, request: ChatRequest) -> StreamTally:
+        """A tally for `provider`'s answer to `request` (its prompt size kept for estimates)."""
+        return cls(
+            provider=provider,
+            model=request.model,
+            prompt_chars=sum(len(m.content) for m in request.messages),
+        )
+
     def text(self, text: str | None) -> TextDelta | None:
         """Return the delta to yield for `text`, or None when there is nothing to say."""
         if not text:

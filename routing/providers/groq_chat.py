@@ -22,7 +22,7 @@ from routing.providers.base import (
     timeout_error,
     unavailable_error,
 )
-from routing.providers.sse import RawBody, stream_chat_chunks, timed_out
+from routing.providers.sse import RawBody, chat_completions_body, stream_chat_chunks, timed_out
 
 _ERRORS = (groq.GroqError, httpx.TransportError)
 
@@ -57,11 +57,7 @@ class GroqProvider:
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """Stream the answer to `request`; see `LLMProvider`."""
-        tally = StreamTally(
-            provider=self.name,
-            model=request.model,
-            prompt_chars=sum(len(m.content) for m in request.messages),
-        )
+        tally = StreamTally.of(self.name, request)
         return stream_chat_chunks(
             lambda: self._open(request),
             settings=self._settings,
@@ -73,18 +69,10 @@ class GroqProvider:
     async def _open(self, request: ChatRequest) -> RawBody:
         # As in `openai_compat`: `post` skips the SDK's transform of typed params; the stream it
         # returns only holds the response, whose body is read raw.
-        body: dict[str, object] = {
-            "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "max_completion_tokens": request.max_tokens,
-            "stream": True,
-        }
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
         stream = await self._client.post(
             "/openai/v1/chat/completions",
             cast_to=object,
-            body=body,
+            body=chat_completions_body(request),
             stream=True,
             stream_cls=groq.AsyncStream[object],
         )

@@ -22,7 +22,7 @@ from routing.providers.base import (
     timeout_error,
     unavailable_error,
 )
-from routing.providers.sse import RawBody, stream_chat_chunks, timed_out
+from routing.providers.sse import RawBody, chat_completions_body, stream_chat_chunks, timed_out
 
 _ERRORS = (openai.OpenAIError, httpx2.TransportError)
 
@@ -62,11 +62,7 @@ class OpenAICompatProvider:
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """Stream the answer to `request`; see `LLMProvider`."""
-        tally = StreamTally(
-            provider=self.name,
-            model=request.model,
-            prompt_chars=sum(len(m.content) for m in request.messages),
-        )
+        tally = StreamTally.of(self.name, request)
         return stream_chat_chunks(
             lambda: self._open(request),
             settings=self._settings,
@@ -81,19 +77,10 @@ class OpenAICompatProvider:
         # still adds auth and base URL and raises its status errors. The stream it returns is
         # only a holder of the response: its body is read raw.
         limit = "max_tokens" if self._legacy_max_tokens else "max_completion_tokens"
-        body: dict[str, object] = {
-            "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            limit: request.max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
         stream = await self._client.post(
             "/chat/completions",
             cast_to=object,
-            body=body,
+            body=chat_completions_body(request, limit=limit, usage_chunk=True),
             stream=True,
             stream_cls=openai.AsyncStream[object],
         )

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from routing.errors import ProviderError
 from routing.providers.base import (
+    ChatRequest,
     FinishReason,
     ProviderSettings,
     StreamEvent,
@@ -36,6 +37,25 @@ _FINISH_REASONS: dict[str, FinishReason] = {
     "content_filter": "content_filter",
 }
 _DONE = b"[DONE]"
+
+
+def chat_completions_body(
+    request: ChatRequest, *, limit: str = "max_completion_tokens", usage_chunk: bool = False
+) -> dict[str, object]:
+    """The streaming Chat Completions request for `request`, as plain JSON: `limit` names the
+    token cap (older servers only know `max_tokens`); `usage_chunk` asks for OpenAI's final
+    usage chunk (Groq reports usage without being asked)."""
+    body: dict[str, object] = {
+        "model": request.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        limit: request.max_tokens,
+        "stream": True,
+    }
+    if usage_chunk:
+        body["stream_options"] = {"include_usage": True}
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    return body
 
 
 class RawBody(Protocol):
