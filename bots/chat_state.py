@@ -24,15 +24,17 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, assert_never
+from typing import Literal, Protocol, TypeVar, assert_never
 
 from bots.errors import StoreUnavailable
 from bots.queue import Entry, Queue, QueueSettings, dedupe_ttl_s
 from bots.turn_fence import fenced
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 Admission = Literal["locked", "parked", "done"]
 """locked: the caller holds the chat's lock and should run `next_batch`; parked: the lock's
@@ -195,6 +197,24 @@ _RETRY_FIRST_S, _RETRY_MAX_S = 0.05, 0.25
 an answer is recorded within a quarter second of the store's return."""
 
 
+async def _retrying(call: Callable[[], Awaitable[_T]], *, for_s: float, what: str) -> _T:
+    """`call()`, retried while the store is unreachable for up to `for_s` seconds, backing off
+    from 50 to 250 ms; the last StoreUnavailable is raised when the time is up."""
+    deadline = time.monotonic() + for_s
+    delay = _RETRY_FIRST_S
+    while True:
+        try:
+            return await call()
+        except StoreUnavailable as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            delay = min(delay, left)
+            logger.warning("%s failed, retrying in %.2fs: %s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, _RETRY_MAX_S)
+
+
 class _LockLost(Exception):
     """The turn was stopped because another worker holds its chat now."""
 
@@ -271,21 +291,12 @@ class ChatTurns:
 
     async def _mark_sent(self, keys: list[str], sent_id: str | None, ttl_s: float) -> None:
         """Record the answer as sent, retrying an unreachable store (a blip, a Redis restart) for
-        up to `record_retry_s`, backing off from 50 to 250 ms."""
-        deadline = time.monotonic() + self._settings.record_retry_s
-        delay = _RETRY_FIRST_S
-        while True:
-            try:
-                await self._outbox.mark_sent(keys, sent_id, ttl_s)
-                return
-            except StoreUnavailable as exc:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise
-                delay = min(delay, left)
-                logger.warning("outbox mark sent failed, retrying in %.2fs: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, _RETRY_MAX_S)
+        up to `record_retry_s`."""
+        await _retrying(
+            lambda: self._outbox.mark_sent(keys, sent_id, ttl_s),
+            for_s=self._settings.record_retry_s,
+            what="outbox mark sent",
+        )
 
     async def _unanswered(self, entries: list[Entry]) -> tuple[Entry, ...]:
         records = await self._outbox.get_many([entry.message.dedupe_key for entry in entries])
@@ -374,23 +385,19 @@ class ChatTurns:
         """Right before the final answer: renew the lock, retrying an unreachable store for up
         to `record_retry_s` (then the answer goes out unconfirmed, logged); stop the turn if
         another worker holds the chat."""
-        deadline = time.monotonic() + self._settings.record_retry_s
-        delay = _RETRY_FIRST_S
-        while True:
-            try:
-                renewal = await self._gate.extend(batch[0].message.chat_id, token, batch[0].seq)
-                break
-            except StoreUnavailable as exc:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    logger.warning(
-                        "chat lock not confirmed before the answer entry=%s: sending it: %s",
-                        batch[0].id,
-                        exc,
-                    )
-                    return
-                await asyncio.sleep(min(delay, left))
-                delay = min(2 * delay, _RETRY_MAX_S)
+        try:
+            renewal = await _retrying(
+                lambda: self._gate.extend(batch[0].message.chat_id, token, batch[0].seq),
+                for_s=self._settings.record_retry_s,
+                what="chat lock check",
+            )
+        except StoreUnavailable as exc:
+            logger.warning(
+                "chat lock not confirmed before the answer entry=%s: sending it: %s",
+                batch[0].id,
+                exc,
+            )
+            return
         if not self._renewed(renewal, batch, lost, work):
             raise asyncio.CancelledError
 
